@@ -1,0 +1,128 @@
+package kafkaclient
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/firstparty/firstparty/pkg/config"
+)
+
+// ConsumerConfig is one consumer group's reading behaviour.
+type ConsumerConfig struct {
+	GroupID   string
+	BatchSize int
+	BatchWait time.Duration
+	// SessionTimeout bounds how long a dead instance holds its partitions.
+	SessionTimeout time.Duration
+}
+
+func (c *ConsumerConfig) RegisterFlags(fs *flag.FlagSet, service string) {
+	fs.StringVar(&c.GroupID, "consumer.group", "firstparty-"+service, "Kafka consumer group; instances with the same group share the partitions")
+	fs.IntVar(&c.BatchSize, "consumer.batch-size", 500, "most messages processed as one batch")
+	fs.DurationVar(&c.BatchWait, "consumer.batch-wait", 20*time.Millisecond, "longest wait for a batch to fill once its first message arrived")
+	fs.DurationVar(&c.SessionTimeout, "consumer.session-timeout", 10*time.Second, "group session timeout: how long a dead instance keeps its partitions")
+}
+
+func (c *ConsumerConfig) Validate() error {
+	switch {
+	case c.GroupID == "":
+		return config.Field("consumer.group", "must not be empty")
+	case c.BatchSize < 1:
+		return config.Field("consumer.batch-size", "must be at least 1, got %d", c.BatchSize)
+	case c.BatchWait < 0:
+		return config.Field("consumer.batch-wait", "must not be negative, got %v", c.BatchWait)
+	case c.SessionTimeout < time.Second:
+		return config.Field("consumer.session-timeout", "must be at least 1s, got %v", c.SessionTimeout)
+	}
+	return nil
+}
+
+// Consumer reads batches for a consumer group and commits only on request.
+// A batch that is not committed (the process dies, the handler fails) is
+// delivered again, to this instance or to whichever owns the partition after
+// a rebalance: delivery is at least once, so handlers must be idempotent.
+type Consumer struct {
+	r   *kafka.Reader
+	cfg ConsumerConfig
+}
+
+// NewConsumer joins cc.GroupID reading topics. A group that has no committed
+// offset yet starts at the earliest message, so nothing produced before the
+// first start is skipped.
+func NewConsumer(c Config, cc ConsumerConfig, log *slog.Logger, topics ...string) (*Consumer, error) {
+	if len(topics) == 0 {
+		return nil, errors.New("consumer needs at least one topic")
+	}
+	rc := kafka.ReaderConfig{
+		Brokers:           c.Brokers,
+		GroupID:           cc.GroupID,
+		GroupTopics:       topics,
+		Dialer:            c.dialer(),
+		MinBytes:          1,
+		MaxBytes:          16 << 20,
+		MaxWait:           250 * time.Millisecond,
+		ReadBatchTimeout:  10 * time.Second,
+		CommitInterval:    0, // synchronous commits: CommitMessages returns after the broker stored them
+		StartOffset:       kafka.FirstOffset,
+		HeartbeatInterval: cc.SessionTimeout / 4,
+		SessionTimeout:    cc.SessionTimeout,
+		RebalanceTimeout:  cc.SessionTimeout,
+		JoinGroupBackoff:  500 * time.Millisecond,
+		ReadBackoffMin:    50 * time.Millisecond,
+		ReadBackoffMax:    time.Second,
+		IsolationLevel:    kafka.ReadCommitted,
+	}
+	if log != nil {
+		rc.ErrorLogger = kafka.LoggerFunc(func(msg string, args ...any) {
+			log.Warn("kafka consumer", "group", cc.GroupID, "detail", fmt.Sprintf(msg, args...))
+		})
+	}
+	return &Consumer{r: kafka.NewReader(rc), cfg: cc}, nil
+}
+
+// FetchBatch blocks until at least one message is available (or ctx ends),
+// then keeps collecting until the batch is full or BatchWait has passed.
+func (c *Consumer) FetchBatch(ctx context.Context) ([]kafka.Message, error) {
+	first, err := c.r.FetchMessage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	batch := make([]kafka.Message, 1, c.cfg.BatchSize)
+	batch[0] = first
+	if c.cfg.BatchWait <= 0 {
+		return batch, nil
+	}
+	fill, cancel := context.WithTimeout(ctx, c.cfg.BatchWait)
+	defer cancel()
+	for len(batch) < c.cfg.BatchSize {
+		m, err := c.r.FetchMessage(fill)
+		if err != nil {
+			// The batch is whatever arrived in time. The reader keeps
+			// messages it had not handed out, so nothing is skipped.
+			break
+		}
+		batch = append(batch, m)
+	}
+	return batch, nil
+}
+
+// Commit stores the offsets after msgs for the group. Call it only after
+// every output of msgs was acknowledged and every state write was done.
+func (c *Consumer) Commit(ctx context.Context, msgs ...kafka.Message) error {
+	if err := c.r.CommitMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("committing %d messages: %w", len(msgs), err)
+	}
+	return nil
+}
+
+// Lag is the reader's last known lag (messages behind the partition end).
+func (c *Consumer) Lag() int64 { return c.r.Stats().Lag }
+
+// Close leaves the group; uncommitted messages go to the next owner.
+func (c *Consumer) Close() error { return c.r.Close() }
