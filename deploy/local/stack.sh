@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Runs the six Firstparty services in the background against the servers
+# started by servers.sh, and writes .local/demo.env for people and scripts.
+#   deploy/local/stack.sh start   build, start every service, wait for /readyz
+#   deploy/local/stack.sh stop    SIGTERM every service (they drain), wait
+#   deploy/local/stack.sh status  one line per service
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+local_dir=${FP_LOCAL_DIR:-$root/.local}
+run_dir=$local_dir/run
+log_dir=$local_dir/logs
+bin_dir=$root/bin
+
+# service:port — the order is the pipeline's.
+services=(collector:8080 validator:8081 stitcher:8082 segmenter:8083 loader:8084 api:8090)
+
+pid_of() { cat "$run_dir/$1.pid" 2>/dev/null || true; }
+alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+ready() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/readyz"; }
+
+secrets() {
+	# Generated once per checkout and kept, so restarts keep working keys.
+	local f=$local_dir/secrets.env
+	if [ ! -f "$f" ]; then
+		mkdir -p "$local_dir"
+		umask 077
+		{
+			echo "FP_WRITE_KEY=fpw_$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+			echo "FP_ADMIN_KEY=fpa_$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+		} >"$f"
+	fi
+	# shellcheck disable=SC1090
+	. "$f"
+}
+
+build() {
+	echo "building services into bin/"
+	mkdir -p "$bin_dir"
+	for s in "${services[@]}"; do
+		name=${s%%:*}
+		(cd "$root/services/$name" && go build -o "$bin_dir/$name" .)
+	done
+}
+
+start() {
+	[ -f "$local_dir/servers.env" ] || { echo "servers are not started: run deploy/local/servers.sh start first" >&2; exit 1; }
+	set -a
+	# shellcheck disable=SC1091
+	. "$local_dir/servers.env"
+	set +a
+	secrets
+	build
+	mkdir -p "$run_dir" "$log_dir"
+	for s in "${services[@]}"; do
+		name=${s%%:*} port=${s##*:}
+		if alive "$name"; then
+			echo "$name already running (pid $(pid_of "$name"))"
+			continue
+		fi
+		FP_HTTP_ADDR=127.0.0.1:$port FP_LOG_FORMAT=${FP_LOG_FORMAT:-json} \
+			FP_WRITE_KEY=$FP_WRITE_KEY FP_ADMIN_KEY=$FP_ADMIN_KEY \
+			nohup "$bin_dir/$name" >>"$log_dir/$name.log" 2>&1 &
+		echo $! >"$run_dir/$name.pid"
+	done
+	for s in "${services[@]}"; do
+		name=${s%%:*} port=${s##*:}
+		printf 'waiting for %s /readyz ' "$name"
+		for _ in $(seq 1 120); do
+			if ready "$port"; then echo ok; continue 2; fi
+			if ! alive "$name"; then
+				echo "FAILED: $name exited; last log lines:" >&2
+				tail -n 20 "$log_dir/$name.log" >&2
+				exit 1
+			fi
+			printf .
+			sleep 0.5
+		done
+		echo "FAILED: $name not ready after 60 s; last log lines:" >&2
+		tail -n 20 "$log_dir/$name.log" >&2
+		exit 1
+	done
+	{
+		echo "# Written by deploy/local/stack.sh start; source it: set -a; . .local/demo.env; set +a"
+		echo "FP_COLLECTOR_URL=http://127.0.0.1:8080"
+		echo "FP_WRITE_KEY=$FP_WRITE_KEY"
+		echo "FP_API_URL=http://127.0.0.1:8090"
+		echo "FP_ADMIN_KEY=$FP_ADMIN_KEY"
+		grep -E '^FP_(KAFKA_BROKERS|REDIS_ADDR|CLICKHOUSE_ADDR|CLICKHOUSE_HTTP)=' "$local_dir/servers.env"
+	} >"$local_dir/demo.env"
+	echo
+	echo "Firstparty is up. Connection details (.local/demo.env):"
+	sed -n '2,$p' "$local_dir/demo.env" | sed 's/^/  /'
+	echo "Logs: .local/logs/<service>.log   Health: curl http://127.0.0.1:<port>/readyz   Stop: make down"
+}
+
+stop() {
+	for s in "${services[@]}"; do
+		name=${s%%:*}
+		if alive "$name"; then kill -TERM "$(pid_of "$name")"; fi
+	done
+	for s in "${services[@]}"; do
+		name=${s%%:*}
+		for _ in $(seq 1 60); do alive "$name" || break; sleep 0.5; done
+		if alive "$name"; then
+			echo "$name did not stop in 30 s; killing" >&2
+			kill -KILL "$(pid_of "$name")" 2>/dev/null || true
+		fi
+		rm -f "$run_dir/$name.pid"
+		echo "$name stopped"
+	done
+}
+
+status() {
+	for s in "${services[@]}"; do
+		name=${s%%:*} port=${s##*:}
+		if alive "$name" && ready "$port"; then echo "$name: ready (pid $(pid_of "$name"), :$port)"
+		elif alive "$name"; then echo "$name: running, NOT ready (:$port)"
+		else echo "$name: stopped"; fi
+	done
+}
+
+case ${1:-} in
+start) start ;;
+stop) stop ;;
+status) status ;;
+build) build ;;
+*) echo "usage: $0 {start|stop|status|build}" >&2; exit 2 ;;
+esac
