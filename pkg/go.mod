@@ -13,7 +13,12 @@ require (
 	golang.org/x/sync v0.24.0
 )
 
-require github.com/valyala/fastjson v1.6.10 // indirect
+require (
+	github.com/valyala/fastjson v1.6.10 // indirect
+	go.yaml.in/yaml/v2 v2.4.4 // indirect
+	golang.org/x/time v0.16.0 // indirect
+	sigs.k8s.io/yaml v1.6.0 // indirect
+)
 
 require (
 	dario.cat/mergo v1.0.2 // indirect

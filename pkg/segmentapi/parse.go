@@ -105,7 +105,9 @@ var parsers fastjson.ParserPool
 // Parse decodes body, sent to call and received at receivedAt. It returns
 // every problem it finds (up to a bound), or the messages when there is none:
 // a request is accepted whole or not at all, so a sender never has to guess
-// which of its events landed.
+// which of its events landed. With errors, the Request still carries the
+// body's writeKey when one could be read, so the caller can authenticate
+// before it answers.
 func Parse(call Call, body []byte, receivedAt time.Time, lim Limits) (Request, []*Error) {
 	if len(body) > lim.MaxBodyBytes(call) {
 		return Request{}, []*Error{tooLarge(-1, "request body is %d bytes; the limit for /v1/%s is %d bytes", len(body), call, lim.MaxBodyBytes(call))}
@@ -134,14 +136,15 @@ func Parse(call Call, body []byte, receivedAt time.Time, lim Limits) (Request, [
 	if req.WriteKey, err = optString(obj, "writeKey"); err != nil {
 		errs = append(errs, badRequest(CodeInvalidField, -1, "/writeKey", "must be a string"))
 	}
+	keyOnly := Request{WriteKey: req.WriteKey} // returned with errors, for authentication
 
 	if !call.IsBatch() {
 		if len(errs) > 0 {
-			return Request{}, errs
+			return keyOnly, errs
 		}
 		m, e := parseEvent(root, eventTypes[string(call)], -1, receivedAt, time.Time{}, nil, lim)
 		if e != nil {
-			return Request{}, e
+			return keyOnly, e
 		}
 		req.Messages = []Message{m}
 		return req, nil
@@ -149,17 +152,17 @@ func Parse(call Call, body []byte, receivedAt time.Time, lim Limits) (Request, [
 
 	batch := obj.Get("batch")
 	if batch == nil {
-		return Request{}, append(errs, badRequest(CodeMissingField, -1, "/batch", "a batch request needs a \"batch\" array of events"))
+		return keyOnly, append(errs, badRequest(CodeMissingField, -1, "/batch", "a batch request needs a \"batch\" array of events"))
 	}
 	items, err := batch.Array()
 	if err != nil {
-		return Request{}, append(errs, badRequest(CodeInvalidField, -1, "/batch", "must be an array, got %s", batch.Type()))
+		return keyOnly, append(errs, badRequest(CodeInvalidField, -1, "/batch", "must be an array, got %s", batch.Type()))
 	}
 	if len(items) == 0 {
-		return Request{}, append(errs, badRequest(CodeEmptyBatch, -1, "/batch", "the batch has no events"))
+		return keyOnly, append(errs, badRequest(CodeEmptyBatch, -1, "/batch", "the batch has no events"))
 	}
 	if len(items) > lim.MaxBatchEvents {
-		return Request{}, []*Error{tooLarge(-1, "the batch has %d events; the limit is %d", len(items), lim.MaxBatchEvents)}
+		return keyOnly, []*Error{tooLarge(-1, "the batch has %d events; the limit is %d", len(items), lim.MaxBatchEvents)}
 	}
 	batchSentAt, e := optTime(obj, "sentAt", -1)
 	if e != nil {
@@ -193,7 +196,7 @@ func Parse(call Call, body []byte, receivedAt time.Time, lim Limits) (Request, [
 		}
 	}
 	if len(errs) > 0 {
-		return Request{}, errs
+		return keyOnly, errs
 	}
 	return req, nil
 }

@@ -1,0 +1,180 @@
+// Package sources knows which write key belongs to which workspace and
+// source, and what each source may do (origins, rate). The collector looks
+// every request up here.
+//
+// The registry is data: a YAML (or JSON) file, reloaded when it changes, so a
+// key can be added, rotated or revoked without a restart:
+//
+//	workspaces:
+//	  - id: demo
+//	    sources:
+//	      - id: web
+//	        write_keys: [fpw_1f0c…]          # several keys allow rotation
+//	        allowed_origins: ["https://shop.example"]   # empty: any origin
+//	        rate_limit: {events_per_second: 5000, burst: 10000}
+//	        disabled: false                  # true revokes every key of the source
+package sources
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Config is the file's content.
+type Config struct {
+	Workspaces []Workspace `json:"workspaces"`
+}
+
+type Workspace struct {
+	ID      string   `json:"id"`
+	Name    string   `json:"name,omitempty"`
+	Sources []Source `json:"sources"`
+}
+
+type Source struct {
+	ID             string     `json:"id"`
+	Name           string     `json:"name,omitempty"`
+	WriteKeys      []string   `json:"write_keys"`
+	AllowedOrigins []string   `json:"allowed_origins,omitempty"`
+	RateLimit      *RateLimit `json:"rate_limit,omitempty"`
+	Disabled       bool       `json:"disabled,omitempty"`
+}
+
+type RateLimit struct {
+	EventsPerSecond float64 `json:"events_per_second"`
+	Burst           int     `json:"burst"`
+}
+
+// Resolved is what a write key resolves to.
+type Resolved struct {
+	WorkspaceID string
+	SourceID    string
+	// Origins the source accepts browser requests from; empty means any.
+	AllowedOrigins []string
+	RateLimit      *RateLimit
+}
+
+// AllowsOrigin reports whether a browser request from origin may write to the
+// source. Requests without an Origin header (servers) are always allowed.
+func (r *Resolved) AllowsOrigin(origin string) bool {
+	if origin == "" || len(r.AllowedOrigins) == 0 {
+		return true
+	}
+	for _, o := range r.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// Registry maps write keys to sources. It is immutable; reloads build a new one.
+type Registry struct {
+	// keyed by SHA-256 of the write key, so the map never holds the keys
+	// themselves and lookups do not compare secrets byte by byte.
+	byKey map[[32]byte]*Resolved
+	count int
+}
+
+// Lookup returns the source a write key belongs to.
+func (r *Registry) Lookup(writeKey string) (*Resolved, bool) {
+	if r == nil || writeKey == "" {
+		return nil, false
+	}
+	res, ok := r.byKey[sha256.Sum256([]byte(writeKey))]
+	return res, ok
+}
+
+// Sources is the number of enabled sources.
+func (r *Registry) Sources() int { return r.count }
+
+var idPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
+
+// Parse builds a registry from the file's bytes, checking everything:
+// ids, key length, duplicates across sources, rate limits.
+func Parse(data []byte) (*Registry, error) {
+	var c Config
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		return nil, fmt.Errorf("parsing sources: %w", err)
+	}
+	return Build(c)
+}
+
+// Build checks c and builds its registry.
+func Build(c Config) (*Registry, error) {
+	reg := &Registry{byKey: map[[32]byte]*Resolved{}}
+	var errs []error
+	owner := map[[32]byte]string{}
+	seenWS := map[string]bool{}
+	for wi, ws := range c.Workspaces {
+		if !idPattern.MatchString(ws.ID) {
+			errs = append(errs, fmt.Errorf("workspaces[%d].id %q: use 1-64 letters, digits, '_', '.' or '-'", wi, ws.ID))
+			continue
+		}
+		if seenWS[ws.ID] {
+			errs = append(errs, fmt.Errorf("workspace %q is defined twice", ws.ID))
+		}
+		seenWS[ws.ID] = true
+		seenSrc := map[string]bool{}
+		for si, src := range ws.Sources {
+			where := fmt.Sprintf("workspace %q source %q", ws.ID, src.ID)
+			if !idPattern.MatchString(src.ID) {
+				errs = append(errs, fmt.Errorf("workspaces[%d].sources[%d].id %q: use 1-64 letters, digits, '_', '.' or '-'", wi, si, src.ID))
+				continue
+			}
+			if seenSrc[src.ID] {
+				errs = append(errs, fmt.Errorf("%s is defined twice", where))
+			}
+			seenSrc[src.ID] = true
+			if rl := src.RateLimit; rl != nil && (rl.EventsPerSecond <= 0 || rl.Burst < 1) {
+				errs = append(errs, fmt.Errorf("%s: rate_limit needs events_per_second > 0 and burst >= 1", where))
+			}
+			for _, o := range src.AllowedOrigins {
+				if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+					errs = append(errs, fmt.Errorf("%s: allowed origin %q must be * or start with http:// or https://", where, o))
+				}
+			}
+			if src.Disabled {
+				continue
+			}
+			res := &Resolved{WorkspaceID: ws.ID, SourceID: src.ID, AllowedOrigins: src.AllowedOrigins, RateLimit: src.RateLimit}
+			for _, k := range src.WriteKeys {
+				if len(k) < 16 {
+					errs = append(errs, fmt.Errorf("%s: a write key must have at least 16 characters", where))
+					continue
+				}
+				h := sha256.Sum256([]byte(k))
+				if prev, dup := owner[h]; dup {
+					errs = append(errs, fmt.Errorf("%s: a write key is also used by %s", where, prev))
+					continue
+				}
+				owner[h] = where
+				reg.byKey[h] = res
+			}
+			reg.count++
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return reg, nil
+}
+
+// Load reads and parses a sources file.
+func Load(path string) (*Registry, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading sources: %w", err)
+	}
+	reg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return reg, nil
+}

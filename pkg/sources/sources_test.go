@@ -1,0 +1,121 @@
+package sources
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const good = `
+workspaces:
+  - id: acme
+    sources:
+      - id: web
+        write_keys: [wk_web_0123456789abcdef, wk_web_rotated_0123456789]
+        allowed_origins: ["https://shop.example"]
+        rate_limit: {events_per_second: 100, burst: 200}
+      - id: backend
+        write_keys: [wk_backend_0123456789ab]
+      - id: old
+        write_keys: [wk_old_revoked_0123456789]
+        disabled: true
+  - id: other
+    sources:
+      - id: web
+        write_keys: [wk_other_0123456789abcd]
+`
+
+func TestLookup(t *testing.T) {
+	reg, err := Parse([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		key, ws, src string
+		ok           bool
+	}{
+		{"wk_web_0123456789abcdef", "acme", "web", true},
+		{"wk_web_rotated_0123456789", "acme", "web", true},
+		{"wk_backend_0123456789ab", "acme", "backend", true},
+		{"wk_other_0123456789abcd", "other", "web", true},
+		{"wk_old_revoked_0123456789", "", "", false}, // disabled source
+		{"unknown_key_0123456789", "", "", false},
+		{"", "", "", false},
+	}
+	for _, tt := range tests {
+		res, ok := reg.Lookup(tt.key)
+		if ok != tt.ok || ok && (res.WorkspaceID != tt.ws || res.SourceID != tt.src) {
+			t.Errorf("Lookup(%q) = %+v, %v", tt.key, res, ok)
+		}
+	}
+	web, _ := reg.Lookup("wk_web_0123456789abcdef")
+	if !web.AllowsOrigin("https://shop.example") || !web.AllowsOrigin("") || web.AllowsOrigin("https://evil.example") {
+		t.Error("origin allow-list not applied")
+	}
+	if reg.Sources() != 3 {
+		t.Errorf("Sources() = %d, want 3 enabled", reg.Sources())
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	tests := map[string]string{
+		"short key":       "workspaces: [{id: a, sources: [{id: s, write_keys: [short]}]}]",
+		"shared key":      "workspaces: [{id: a, sources: [{id: s, write_keys: [k_0123456789abcdef]}, {id: t, write_keys: [k_0123456789abcdef]}]}]",
+		"bad id":          "workspaces: [{id: 'a b', sources: []}]",
+		"dup workspace":   "workspaces: [{id: a, sources: []}, {id: a, sources: []}]",
+		"bad rate":        "workspaces: [{id: a, sources: [{id: s, write_keys: [k_0123456789abcdef], rate_limit: {events_per_second: 0, burst: 1}}]}]",
+		"bad origin":      "workspaces: [{id: a, sources: [{id: s, write_keys: [k_0123456789abcdef], allowed_origins: [shop.example]}]}]",
+		"unknown field":   "workspaces: [{id: a, sauces: []}]",
+		"not yaml at all": "{{{",
+	}
+	for name, in := range tests {
+		if _, err := Parse([]byte(in)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestLiveReloadKeepsLastGood(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sources.yaml")
+	write := func(s string) {
+		// A later mtime even on coarse filesystems.
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().Add(time.Duration(len(s)) * time.Millisecond)
+		_ = os.Chtimes(path, now, now)
+	}
+	write(good)
+	live, err := NewLive(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloads := make(chan error, 10)
+	live.OnReload = func(err error) { reloads <- err }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go live.Watch(ctx, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+	// Revoke the backend key.
+	write(strings.Replace(good, "wk_backend_0123456789ab", "wk_backend_new_0123456789", 1))
+	if err := <-reloads; err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := live.Current().Lookup("wk_backend_0123456789ab"); ok {
+		t.Fatal("revoked key still resolves after reload")
+	}
+	// A broken edit keeps the previous registry.
+	write("workspaces: [")
+	if err := <-reloads; err == nil {
+		t.Fatal("broken file reported as loaded")
+	}
+	if _, ok := live.Current().Lookup("wk_backend_new_0123456789"); !ok {
+		t.Fatal("broken edit replaced the registry in force")
+	}
+}
