@@ -100,7 +100,7 @@ func (h *httpHandler) serve(w http.ResponseWriter, r *http.Request, call segment
 	start := time.Now()
 	meta := requestMeta{
 		origin: r.Header.Get("Origin"), userAgent: r.UserAgent(),
-		ip: clientIP(r.RemoteAddr, r.Header.Get("X-Forwarded-For"), &h.cfg),
+		ip:  clientIP(r.RemoteAddr, r.Header.Get("X-Forwarded-For"), &h.cfg),
 		api: "http", endpoint: path, receivedAt: start.UTC(),
 		requestID: uuid.NewString(),
 	}
