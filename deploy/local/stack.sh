@@ -17,7 +17,7 @@ services=(collector:8080 validator:8081 stitcher:8082 segmenter:8083 loader:8084
 
 pid_of() { cat "$run_dir/$1.pid" 2>/dev/null || true; }
 alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
-ready() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/readyz"; }
+ready() { curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$1/readyz"; }
 
 secrets() {
 	# Generated once per checkout and kept, so restarts keep working keys.
@@ -32,6 +32,20 @@ secrets() {
 	fi
 	# shellcheck disable=SC1090
 	. "$f"
+	# The demo workspace and its one source; the collector reloads this file
+	# when it changes, so keys can be added or revoked while it runs.
+	if [ ! -f "$local_dir/sources.yaml" ]; then
+		cat >"$local_dir/sources.yaml" <<YAML
+# Written once by deploy/local/stack.sh. Edit freely: the collector reloads it.
+workspaces:
+  - id: demo
+    name: Demo shop
+    sources:
+      - id: web
+        name: Demo website
+        write_keys: [$FP_WRITE_KEY]
+YAML
+	fi
 }
 
 build() {
@@ -59,7 +73,7 @@ start() {
 			continue
 		fi
 		FP_HTTP_ADDR=127.0.0.1:$port FP_LOG_FORMAT=${FP_LOG_FORMAT:-json} \
-			FP_WRITE_KEY=$FP_WRITE_KEY FP_ADMIN_KEY=$FP_ADMIN_KEY \
+			FP_SOURCES_FILE=$local_dir/sources.yaml FP_GRPC_ADDR=127.0.0.1:8085 \
 			nohup "$bin_dir/$name" >>"$log_dir/$name.log" 2>&1 &
 		echo $! >"$run_dir/$name.pid"
 	done
@@ -92,6 +106,21 @@ start() {
 	echo "Firstparty is up. Connection details (.local/demo.env):"
 	sed -n '2,$p' "$local_dir/demo.env" | sed 's/^/  /'
 	echo "Logs: .local/logs/<service>.log   Health: curl http://127.0.0.1:<port>/readyz   Stop: make down"
+	smoke
+}
+
+# smoke sends a first identify and track through the collector, as any
+# Segment SDK would, so a person sees the pipeline accept traffic.
+smoke() {
+	echo
+	echo "Sending a first identify + track through the collector:"
+	local out
+	out=$(curl -sS -u "$FP_WRITE_KEY:" -H 'Content-Type: application/json' http://127.0.0.1:8080/v1/batch -d '{
+	  "batch": [
+	    {"type": "identify", "anonymousId": "demo-device-1", "userId": "demo-user-1", "traits": {"email": "ada@example.com", "plan": "pro"}},
+	    {"type": "track", "anonymousId": "demo-device-1", "userId": "demo-user-1", "event": "Order Completed", "properties": {"revenue": 42.5, "currency": "EUR"}}
+	  ]}')
+	echo "  POST /v1/batch → $out"
 }
 
 stop() {
