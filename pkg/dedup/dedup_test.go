@@ -1,0 +1,83 @@
+package dedup
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/firstparty/firstparty/pkg/redisclient"
+	"github.com/firstparty/firstparty/pkg/testinfra"
+)
+
+func TestSeenAndRecordAgainstRedis(t *testing.T) {
+	rdb := redisclient.New(testinfra.Redis(t))
+	defer rdb.Close()
+	ctx := context.Background()
+	ws := testinfra.Unique(t)
+	clock := time.Date(2026, 11, 23, 10, 30, 0, 0, time.UTC)
+	s := New(rdb, 24*time.Hour)
+	s.now = func() time.Time { return clock }
+
+	a := ID{ws, "web", "m-1"}
+	b := ID{ws, "web", "m-2"}
+	otherSource := ID{ws, "app", "m-1"}
+	seen, err := s.Seen(ctx, []ID{a, b, a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen[0] || seen[1] || !seen[2] {
+		t.Fatalf("fresh ids: %v (the repeat inside the batch must count as seen)", seen)
+	}
+	if err := s.Record(ctx, []ID{a}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Record(ctx, []ID{a}); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		after time.Duration
+		id    ID
+		want  bool
+	}{
+		{"same hour", 0, a, true},
+		{"other message", 0, b, false},
+		{"same id, other source", 0, otherSource, false},
+		{"23 h later", 23 * time.Hour, a, true},
+		{"25 h later: outside the window", 25*time.Hour + 30*time.Minute, a, false},
+	}
+	for _, tt := range tests {
+		s.now = func() time.Time { return clock.Add(tt.after) }
+		seen, err := s.Seen(ctx, []ID{tt.id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[0] != tt.want {
+			t.Errorf("%s: seen = %v, want %v", tt.name, seen[0], tt.want)
+		}
+	}
+	ttl := rdb.TTL(ctx, bucketKey(ws, "web", clock.Unix()/3600)).Val()
+	if ttl < 24*time.Hour || ttl > 27*time.Hour {
+		t.Errorf("bucket TTL = %v, want window + slack", ttl)
+	}
+}
+
+func BenchmarkSeen500(b *testing.B) {
+	rdb := redisclient.New(testinfra.Redis(b))
+	defer rdb.Close()
+	s := New(rdb, 24*time.Hour)
+	ws := testinfra.Unique(b)
+	ids := make([]ID, 500)
+	for i := range ids {
+		ids[i] = ID{ws, "web", fmt.Sprintf("m-%d", i)}
+	}
+	_ = s.Record(context.Background(), ids[:250])
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.Seen(context.Background(), ids); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(ids))/b.Elapsed().Seconds(), "ids/s")
+}
