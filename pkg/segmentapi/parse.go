@@ -287,17 +287,27 @@ func parseEvent(v *fastjson.Value, typ eventv1.EventType, index int, receivedAt,
 	if sentAt.IsZero() {
 		sentAt = batchSentAt
 	}
-	if orig.IsZero() {
-		orig = ts // an SDK that sends only "timestamp" sends its own clock
-	}
 	ev.ReceivedAt = timestamppb.New(receivedAt)
-	if !orig.IsZero() {
-		ev.OriginalTimestamp = timestamppb.New(orig)
-	}
 	if !sentAt.IsZero() {
 		ev.SentAt = timestamppb.New(sentAt)
 	}
-	ev.Timestamp = timestamppb.New(EventTime(receivedAt, sentAt, orig))
+	switch {
+	case !ts.IsZero() && !orig.IsZero():
+		// Both: the SDK kept its clock in originalTimestamp and the app set
+		// the event time explicitly (RudderStack's SDKs, historical
+		// imports). The explicit time is the event time, as rudder-server
+		// treats it.
+		ev.OriginalTimestamp = timestamppb.New(orig)
+		ev.Timestamp = timestamppb.New(ts)
+	default:
+		if orig.IsZero() {
+			orig = ts // Segment's SDKs send only "timestamp": the device clock
+		}
+		if !orig.IsZero() {
+			ev.OriginalTimestamp = timestamppb.New(orig)
+		}
+		ev.Timestamp = timestamppb.New(EventTime(receivedAt, sentAt, orig))
+	}
 	if ev.MessageId == "" {
 		ev.MessageId = uuid.NewString()
 	}

@@ -100,6 +100,24 @@ func TestParseAccepts(t *testing.T) {
 					t.Errorf("lenient typing failed: %v %v", c.Screen, c.App)
 				}
 			}},
+		{"explicit timestamp beside originalTimestamp is kept (RudderStack)", CallTrack,
+			`{"userId":"u","event":"Order Imported","timestamp":"2024-01-02T03:04:05.678Z","originalTimestamp":"2026-11-23T11:59:59Z","sentAt":"2026-11-23T11:59:59Z"}`,
+			func(t *testing.T, r Request) {
+				ev := r.Messages[0].Event
+				if got := ev.Timestamp.AsTime().Format(time.RFC3339Nano); got != "2024-01-02T03:04:05.678Z" {
+					t.Errorf("timestamp = %s, want the explicit one", got)
+				}
+				if !ev.OriginalTimestamp.AsTime().Equal(time.Date(2026, 11, 23, 11, 59, 59, 0, time.UTC)) {
+					t.Errorf("originalTimestamp = %v", ev.OriginalTimestamp.AsTime())
+				}
+			}},
+		{"only timestamp (Segment SDKs) is skew-corrected", CallTrack,
+			`{"userId":"u","event":"x","timestamp":"2026-11-23T13:00:00Z","sentAt":"2026-11-23T13:00:01Z"}`,
+			func(t *testing.T, r Request) {
+				if got := r.Messages[0].Event.Timestamp.AsTime(); !got.Equal(received.Add(-time.Second)) {
+					t.Errorf("device clock 1 h fast: timestamp = %v, want receivedAt - 1 s", got)
+				}
+			}},
 		{"identify traits from context.traits", CallIdentify,
 			`{"userId":"u","context":{"traits":{"name":"Ann"}}}`,
 			func(t *testing.T, r Request) {

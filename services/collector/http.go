@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -120,12 +119,10 @@ func (h *httpHandler) serve(w http.ResponseWriter, r *http.Request, call segment
 }
 
 func (h *httpHandler) handle(r *http.Request, call segmentapi.Call, meta requestMeta) outcome {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || !(mt == "application/json" || mt == "text/plain" || strings.HasSuffix(mt, "+json")) {
-			return fail(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type %q is not supported: send application/json (or text/plain, as browser SDKs do)", ct)
-		}
-	}
+	// Content-Type is not checked: SDKs label the same JSON body
+	// application/json, text/plain (browsers, to avoid a preflight) or even
+	// application/x-www-form-urlencoded (RudderStack's Node SDK). The JSON
+	// decoder answers a body that is not JSON with a precise 400.
 	limit := h.in.cfg.Limits.MaxBodyBytes(call)
 	buf := h.bufs.Get().(*bytes.Buffer)
 	buf.Reset()

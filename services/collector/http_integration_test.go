@@ -158,7 +158,7 @@ func TestHostileInput(t *testing.T) {
 		{"gzip bomb", "/v1/batch", bomb, map[string]string{"Content-Encoding": "gzip"}, 413, "after decompression"},
 		{"not gzip", "/v1/track", []byte(`{"userId":"u","event":"x"}`), map[string]string{"Content-Encoding": "gzip"}, 400, "not gzip"},
 		{"unknown encoding", "/v1/track", []byte(`{}`), map[string]string{"Content-Encoding": "br"}, 415, "Content-Encoding"},
-		{"form body", "/v1/track", []byte(`a=b`), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, "Content-Type"},
+		{"form body", "/v1/track", []byte(`a=b`), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 400, "malformed JSON"},
 		{"batch with one bad event", "/v1/batch", []byte(`{"batch":[{"type":"track","userId":"u","event":"ok"},{"type":"track","event":"no id"}]}`), nil, 400, `"index":1`},
 	}
 	for _, tt := range tests {
