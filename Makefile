@@ -17,9 +17,13 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## install build tools (protoc) and the local servers (Kafka, Redis, ClickHouse)
-	@command -v protoc >/dev/null && [ -f /usr/include/google/protobuf/timestamp.proto ] || \
-		{ echo "installing protoc from Debian"; (apt-get update -qq && apt-get install -y -qq protobuf-compiler libprotobuf-dev) >/dev/null; }
+deps: ## install build and test tools (protoc, Chromium for browser-SDK tests) and the local servers
+	@missing=""; \
+	command -v protoc >/dev/null && [ -f /usr/include/google/protobuf/timestamp.proto ] || missing="$$missing protobuf-compiler libprotobuf-dev"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v node >/dev/null || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then echo "installing$$missing from Debian"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null; fi
 	@$(SERVERS) install
 
 .PHONY: servers
