@@ -5,16 +5,21 @@
 // Redis layout (one workspace's keys share the hash tag {ws}, so they live on
 // one Redis Cluster shard):
 //
-//	fp:{<workspace>}:dedup:<source>:<hour>   SET of message ids first seen in that
-//	                                         hour (Unix hours), expiring window+1h
-//	                                         after the hour ends.
+//	fp:{<workspace>}:dedup:<source>:<hour>   HASH message id → origin of its first
+//	                                         delivery ("<partition>:<offset>" on
+//	                                         the raw topic), for ids first seen in
+//	                                         that hour (Unix hours); expires
+//	                                         window+2h after it was written.
 //
-// Seen asks every hour bucket inside the window with SMISMEMBER; Record adds
-// ids to the current bucket with SADD. Both are idempotent, so go-redis
-// retries and stage redeliveries are harmless. The validator calls Record
-// only after the event was acknowledged on the valid topic: a crash between
-// the two leads to the event being produced again (at least once), never to
-// it being marked as seen and lost.
+// Seen asks every hour bucket inside the window with HMGET and returns the
+// recorded origin; Record writes with HSETNX, so the first origin sticks.
+// Both are idempotent, so go-redis retries are harmless. Knowing the origin
+// tells a Kafka redelivery of the very same message (same origin: its
+// outputs were already produced, do nothing) from a real duplicate (another
+// message with a message id already seen: refuse it). The validator calls
+// Record only after the event was acknowledged on the valid topic: a crash
+// between the two leads to the event being produced again (at least once),
+// never to it being marked as seen and lost.
 //
 // Memory is about 60 bytes per id kept: 1 M events a day in a 24 h window is
 // ~60 MB. High-volume workspaces lower -dedup.window accordingly.
@@ -31,6 +36,12 @@ import (
 // ID identifies one message of one source.
 type ID struct {
 	Workspace, Source, MessageID string
+}
+
+// Entry is an ID with the origin of the delivery being recorded.
+type Entry struct {
+	ID
+	Origin string
 }
 
 // Store is the Redis-backed dedup window.
@@ -54,10 +65,11 @@ func bucketKey(workspace, source string, hour int64) string {
 
 type group struct{ workspace, source string }
 
-// Seen reports, for each id, whether it was recorded within the window.
-// Within ids, a later repeat of an earlier id is reported as seen too.
-func (s *Store) Seen(ctx context.Context, ids []ID) ([]bool, error) {
-	out := make([]bool, len(ids))
+// Seen returns, for each id, the origin recorded for it within the window,
+// or "" when it was not seen. Within ids, a later repeat of an earlier id
+// gets the origin "batch" (a duplicate inside one batch).
+func (s *Store) Seen(ctx context.Context, ids []ID) ([]string, error) {
+	out := make([]string, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
@@ -65,7 +77,7 @@ func (s *Store) Seen(ctx context.Context, ids []ID) ([]bool, error) {
 	first := map[ID]int{}
 	for i, id := range ids {
 		if _, dup := first[id]; dup {
-			out[i] = true
+			out[i] = InBatch
 			continue
 		}
 		first[id] = i
@@ -76,52 +88,57 @@ func (s *Store) Seen(ctx context.Context, ids []ID) ([]bool, error) {
 	oldest := s.now().Add(-s.window).Unix() / 3600
 	type query struct {
 		idx []int
-		cmd *redis.BoolSliceCmd
+		cmd *redis.SliceCmd
 	}
 	var queries []query
 	pipe := s.rdb.Pipeline()
 	for g, idx := range byGroup {
-		members := make([]any, len(idx))
+		fields := make([]string, len(idx))
 		for j, i := range idx {
-			members[j] = ids[i].MessageID
+			fields[j] = ids[i].MessageID
 		}
-		for h := oldest; h <= now; h++ {
-			queries = append(queries, query{idx, pipe.SMIsMember(ctx, bucketKey(g.workspace, g.source, h), members...)})
+		// Oldest bucket last, so the older record (the first delivery) wins.
+		for h := now; h >= oldest; h-- {
+			queries = append(queries, query{idx, pipe.HMGet(ctx, bucketKey(g.workspace, g.source, h), fields...)})
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		return nil, fmt.Errorf("checking dedup window: %w", err)
 	}
 	for _, q := range queries {
-		found, err := q.cmd.Result()
+		vals, err := q.cmd.Result()
 		if err != nil {
 			return nil, fmt.Errorf("checking dedup window: %w", err)
 		}
-		for j, f := range found {
-			if f {
-				out[q.idx[j]] = true
+		for j, v := range vals {
+			if origin, ok := v.(string); ok && origin != "" {
+				out[q.idx[j]] = origin
 			}
 		}
 	}
 	return out, nil
 }
 
-// Record marks ids as seen in the current hour bucket.
-func (s *Store) Record(ctx context.Context, ids []ID) error {
-	if len(ids) == 0 {
+// InBatch is the origin Seen reports for the second copy of an id in one call.
+const InBatch = "batch"
+
+// Record stores the entries in the current hour bucket; an id already
+// recorded there keeps its first origin.
+func (s *Store) Record(ctx context.Context, entries []Entry) error {
+	if len(entries) == 0 {
 		return nil
 	}
 	hour := s.now().Unix() / 3600
-	byKey := map[string][]any{}
-	for _, id := range ids {
-		k := bucketKey(id.Workspace, id.Source, hour)
-		byKey[k] = append(byKey[k], id.MessageID)
-	}
 	// The bucket must outlive the window measured from its last second.
 	ttl := s.window + 2*time.Hour
 	pipe := s.rdb.Pipeline()
-	for k, members := range byKey {
-		pipe.SAdd(ctx, k, members...)
+	keys := map[string]bool{}
+	for _, e := range entries {
+		k := bucketKey(e.Workspace, e.Source, hour)
+		pipe.HSetNX(ctx, k, e.MessageID, e.Origin)
+		keys[k] = true
+	}
+	for k := range keys {
 		pipe.Expire(ctx, k, ttl)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {

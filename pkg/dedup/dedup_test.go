@@ -26,26 +26,26 @@ func TestSeenAndRecordAgainstRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if seen[0] || seen[1] || !seen[2] {
-		t.Fatalf("fresh ids: %v (the repeat inside the batch must count as seen)", seen)
+	if seen[0] != "" || seen[1] != "" || seen[2] != InBatch {
+		t.Fatalf("fresh ids: %q (the repeat inside the batch must count as seen)", seen)
 	}
-	if err := s.Record(ctx, []ID{a}); err != nil {
+	if err := s.Record(ctx, []Entry{{a, "0:17"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Record(ctx, []ID{a}); err != nil { // idempotent
+	if err := s.Record(ctx, []Entry{{a, "2:99"}}); err != nil { // the first origin sticks
 		t.Fatal(err)
 	}
 	tests := []struct {
 		name  string
 		after time.Duration
 		id    ID
-		want  bool
+		want  string
 	}{
-		{"same hour", 0, a, true},
-		{"other message", 0, b, false},
-		{"same id, other source", 0, otherSource, false},
-		{"23 h later", 23 * time.Hour, a, true},
-		{"25 h later: outside the window", 25*time.Hour + 30*time.Minute, a, false},
+		{"same hour", 0, a, "0:17"},
+		{"other message", 0, b, ""},
+		{"same id, other source", 0, otherSource, ""},
+		{"23 h later", 23 * time.Hour, a, "0:17"},
+		{"25 h later: outside the window", 25*time.Hour + 30*time.Minute, a, ""},
 	}
 	for _, tt := range tests {
 		s.now = func() time.Time { return clock.Add(tt.after) }
@@ -54,7 +54,7 @@ func TestSeenAndRecordAgainstRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 		if seen[0] != tt.want {
-			t.Errorf("%s: seen = %v, want %v", tt.name, seen[0], tt.want)
+			t.Errorf("%s: seen = %q, want %q", tt.name, seen[0], tt.want)
 		}
 	}
 	ttl := rdb.TTL(ctx, bucketKey(ws, "web", clock.Unix()/3600)).Val()
@@ -72,7 +72,11 @@ func BenchmarkSeen500(b *testing.B) {
 	for i := range ids {
 		ids[i] = ID{ws, "web", fmt.Sprintf("m-%d", i)}
 	}
-	_ = s.Record(context.Background(), ids[:250])
+	var entries []Entry
+	for _, id := range ids[:250] {
+		entries = append(entries, Entry{id, "0:1"})
+	}
+	_ = s.Record(context.Background(), entries)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := s.Seen(context.Background(), ids); err != nil {

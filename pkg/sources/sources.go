@@ -1,22 +1,35 @@
-// Package sources knows which write key belongs to which workspace and
-// source, and what each source may do (origins, rate). The collector looks
-// every request up here.
+// Package sources is the declarative workspace configuration: which write
+// key belongs to which workspace and source, what each source may do
+// (origins, rate), and how the validator treats its events (tracking plan,
+// phone region, PII rules, the workspace's consent policy). The collector
+// looks every request up here; the validator every event.
 //
-// The registry is data: a YAML (or JSON) file, reloaded when it changes, so a
-// key can be added, rotated or revoked without a restart:
+// It is data: a YAML (or JSON) file, reloaded when it changes, so a key can
+// be rotated or revoked and a plan changed without a restart:
 //
 //	workspaces:
 //	  - id: demo
+//	    consent: {required: [analytics]}     # fail closed: events without it are refused
+//	    pii_secret_env: FP_DEMO_PII_SECRET   # HMAC key for "hash" rules, from the environment
 //	    sources:
 //	      - id: web
 //	        write_keys: [fpw_1f0c…]          # several keys allow rotation
 //	        allowed_origins: ["https://shop.example"]   # empty: any origin
 //	        rate_limit: {events_per_second: 5000, burst: 10000}
 //	        disabled: false                  # true revokes every key of the source
+//	        default_region: DE               # phone numbers without +country
+//	        pii: [{path: traits.email, action: hash}, {path: context.ip, action: mask}]
+//	        tracking_plan:                   # see pkg/trackingplan
+//	          id: shop-web
+//	          version: 1
+//	          violations: block
+//	          unplanned: allow
+//	          events: {"Order Completed": {properties: {type: object, required: [order_id]}}}
 package sources
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -24,6 +37,11 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/firstparty/firstparty/pkg/consent"
+	"github.com/firstparty/firstparty/pkg/pii"
+	"github.com/firstparty/firstparty/pkg/standardize"
+	"github.com/firstparty/firstparty/pkg/trackingplan"
 )
 
 // Config is the file's content.
@@ -32,9 +50,13 @@ type Config struct {
 }
 
 type Workspace struct {
-	ID      string   `json:"id"`
-	Name    string   `json:"name,omitempty"`
-	Sources []Source `json:"sources"`
+	ID      string         `json:"id"`
+	Name    string         `json:"name,omitempty"`
+	Consent consent.Policy `json:"consent,omitempty"`
+	// PIISecretEnv names the environment variable holding the workspace's
+	// HMAC secret; the secret itself never sits in the file.
+	PIISecretEnv string   `json:"pii_secret_env,omitempty"`
+	Sources      []Source `json:"sources"`
 }
 
 type Source struct {
@@ -44,6 +66,10 @@ type Source struct {
 	AllowedOrigins []string   `json:"allowed_origins,omitempty"`
 	RateLimit      *RateLimit `json:"rate_limit,omitempty"`
 	Disabled       bool       `json:"disabled,omitempty"`
+	// Validator settings.
+	DefaultRegion string          `json:"default_region,omitempty"`
+	PII           []pii.Rule      `json:"pii,omitempty"`
+	TrackingPlan  json.RawMessage `json:"tracking_plan,omitempty"`
 }
 
 type RateLimit struct {
@@ -51,13 +77,19 @@ type RateLimit struct {
 	Burst           int     `json:"burst"`
 }
 
-// Resolved is what a write key resolves to.
+// Resolved is one source's effective settings, compiled.
 type Resolved struct {
 	WorkspaceID string
 	SourceID    string
 	// Origins the source accepts browser requests from; empty means any.
 	AllowedOrigins []string
 	RateLimit      *RateLimit
+	// For the validator.
+	Standardize standardize.Options
+	PII         pii.Policy
+	PIISecret   []byte
+	Consent     consent.Policy
+	Plan        *trackingplan.Plan // nil: no tracking plan
 }
 
 // AllowsOrigin reports whether a browser request from origin may write to the
@@ -78,8 +110,19 @@ func (r *Resolved) AllowsOrigin(origin string) bool {
 type Registry struct {
 	// keyed by SHA-256 of the write key, so the map never holds the keys
 	// themselves and lookups do not compare secrets byte by byte.
-	byKey map[[32]byte]*Resolved
-	count int
+	byKey    map[[32]byte]*Resolved
+	bySource map[[2]string]*Resolved // every defined source, enabled or not
+	count    int
+}
+
+// Source returns the settings of a source by id; the validator uses it for
+// events already accepted, so a source disabled since still resolves.
+func (r *Registry) Source(workspace, source string) (*Resolved, bool) {
+	if r == nil {
+		return nil, false
+	}
+	res, ok := r.bySource[[2]string{workspace, source}]
+	return res, ok
 }
 
 // Lookup returns the source a write key belongs to.
@@ -108,7 +151,12 @@ func Parse(data []byte) (*Registry, error) {
 
 // Build checks c and builds its registry.
 func Build(c Config) (*Registry, error) {
-	reg := &Registry{byKey: map[[32]byte]*Resolved{}}
+	return BuildWithEnv(c, os.LookupEnv)
+}
+
+// BuildWithEnv is Build with an explicit environment for secrets.
+func BuildWithEnv(c Config, lookupEnv func(string) (string, bool)) (*Registry, error) {
+	reg := &Registry{byKey: map[[32]byte]*Resolved{}, bySource: map[[2]string]*Resolved{}}
 	var errs []error
 	owner := map[[32]byte]string{}
 	seenWS := map[string]bool{}
@@ -121,6 +169,17 @@ func Build(c Config) (*Registry, error) {
 			errs = append(errs, fmt.Errorf("workspace %q is defined twice", ws.ID))
 		}
 		seenWS[ws.ID] = true
+		if err := ws.Consent.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("workspace %q consent: %w", ws.ID, err))
+		}
+		var secret []byte
+		if ws.PIISecretEnv != "" {
+			v, ok := lookupEnv(ws.PIISecretEnv)
+			if !ok || len(v) < 16 {
+				errs = append(errs, fmt.Errorf("workspace %q: pii_secret_env %s must name an environment variable holding at least 16 characters", ws.ID, ws.PIISecretEnv))
+			}
+			secret = []byte(v)
+		}
 		seenSrc := map[string]bool{}
 		for si, src := range ws.Sources {
 			where := fmt.Sprintf("workspace %q source %q", ws.ID, src.ID)
@@ -140,10 +199,31 @@ func Build(c Config) (*Registry, error) {
 					errs = append(errs, fmt.Errorf("%s: allowed origin %q must be * or start with http:// or https://", where, o))
 				}
 			}
+			res := &Resolved{
+				WorkspaceID: ws.ID, SourceID: src.ID, AllowedOrigins: src.AllowedOrigins, RateLimit: src.RateLimit,
+				Standardize: standardize.Options{DefaultRegion: src.DefaultRegion},
+				PII:         pii.Policy{Rules: src.PII}, PIISecret: secret, Consent: ws.Consent,
+			}
+			if err := res.Standardize.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			}
+			if err := res.PII.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: pii: %w", where, err))
+			}
+			if hasHash(src.PII) && len(secret) == 0 {
+				errs = append(errs, fmt.Errorf("%s: pii rules hash values but workspace %q has no pii_secret_env", where, ws.ID))
+			}
+			if len(src.TrackingPlan) > 0 && string(src.TrackingPlan) != "null" {
+				plan, err := trackingplan.Compile(src.TrackingPlan)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: tracking_plan: %w", where, err))
+				}
+				res.Plan = plan
+			}
+			reg.bySource[[2]string{ws.ID, src.ID}] = res
 			if src.Disabled {
 				continue
 			}
-			res := &Resolved{WorkspaceID: ws.ID, SourceID: src.ID, AllowedOrigins: src.AllowedOrigins, RateLimit: src.RateLimit}
 			for _, k := range src.WriteKeys {
 				if len(k) < 16 {
 					errs = append(errs, fmt.Errorf("%s: a write key must have at least 16 characters", where))
@@ -164,6 +244,15 @@ func Build(c Config) (*Registry, error) {
 		return nil, err
 	}
 	return reg, nil
+}
+
+func hasHash(rules []pii.Rule) bool {
+	for _, r := range rules {
+		if r.Action == pii.Hash {
+			return true
+		}
+	}
+	return false
 }
 
 // Load reads and parses a sources file.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/yaml"
 )
 
 const good = `
@@ -117,5 +119,70 @@ func TestLiveReloadKeepsLastGood(t *testing.T) {
 	}
 	if _, ok := live.Current().Lookup("wk_backend_new_0123456789"); !ok {
 		t.Fatal("broken edit replaced the registry in force")
+	}
+}
+
+func TestValidatorSettings(t *testing.T) {
+	cfg := `
+workspaces:
+  - id: shop
+    consent: {required: [analytics]}
+    pii_secret_env: SHOP_SECRET
+    sources:
+      - id: web
+        write_keys: [wk_shop_web_0123456789]
+        default_region: DE
+        pii: [{path: traits.email, action: hash}, {path: context.ip, action: mask}]
+        tracking_plan:
+          id: shop-web
+          version: 2
+          violations: block
+          unplanned: allow
+          events:
+            Order Completed:
+              properties: {type: object, required: [order_id]}
+      - id: retired
+        write_keys: [wk_shop_retired_0123456]
+        disabled: true
+`
+	env := func(k string) (string, bool) {
+		if k == "SHOP_SECRET" {
+			return "s3cret-s3cret-s3cret", true
+		}
+		return "", false
+	}
+	var c Config
+	if err := yaml.UnmarshalStrict([]byte(cfg), &c); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := BuildWithEnv(c, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, ok := reg.Source("shop", "web")
+	if !ok || web.Plan == nil || web.Plan.ID != "shop-web" || web.Standardize.DefaultRegion != "DE" || len(web.PII.Rules) != 2 || string(web.PIISecret) != "s3cret-s3cret-s3cret" || len(web.Consent.Required) != 1 {
+		t.Fatalf("settings not compiled: %+v", web)
+	}
+	if _, ok := reg.Source("shop", "retired"); !ok {
+		t.Error("a disabled source must still resolve for events already accepted")
+	}
+	if _, ok := reg.Lookup("wk_shop_retired_0123456"); ok {
+		t.Error("a disabled source's key must not authenticate")
+	}
+
+	bad := map[string]string{
+		"missing secret": strings.Replace(cfg, "SHOP_SECRET", "NOPE", 1),
+		"bad plan":       strings.Replace(cfg, "violations: block", "violations: maybe", 1),
+		"bad region":     strings.Replace(cfg, "default_region: DE", "default_region: XX", 1),
+		"bad pii action": strings.Replace(cfg, "action: mask", "action: scramble", 1),
+	}
+	for name, in := range bad {
+		var c Config
+		if err := yaml.UnmarshalStrict([]byte(in), &c); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := BuildWithEnv(c, env); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }
