@@ -1,34 +1,35 @@
-// Command validator consumes cdp.events.raw, checks and cleans every event,
+// Command validator consumes cdp.events.raw, checks and cleans every event
 // and produces it to cdp.events.valid, or to cdp.events.invalid with the
-// reasons it was refused. Nothing is dropped without a trace.
+// reasons it was refused. Nothing is dropped without a trace. The rules live
+// in pkg/validation; the per-source policies in the workspace configuration
+// file (pkg/sources), reloaded when it changes.
 package main
 
 import (
 	"context"
 	"flag"
 	"os"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	"time"
 
 	"github.com/firstparty/firstparty/pkg/app"
 	"github.com/firstparty/firstparty/pkg/config"
+	"github.com/firstparty/firstparty/pkg/dedup"
 	"github.com/firstparty/firstparty/pkg/deps"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
 	"github.com/firstparty/firstparty/pkg/redisclient"
-	"github.com/firstparty/firstparty/pkg/stage"
+	"github.com/firstparty/firstparty/pkg/sources"
+	"github.com/firstparty/firstparty/pkg/suppression"
 	"github.com/firstparty/firstparty/pkg/topics"
-	"github.com/firstparty/firstparty/pkg/validation"
-	eventv1 "github.com/firstparty/firstparty/proto/event/v1"
 )
 
 type service struct {
-	kafka    kafkaclient.Config
-	consumer kafkaclient.ConsumerConfig
-	topics   topics.Names
-	redis    redisclient.Config
+	kafka           kafkaclient.Config
+	consumer        kafkaclient.ConsumerConfig
+	topics          topics.Names
+	redis           redisclient.Config
+	sourcesFile     string
+	sourcesInterval time.Duration
+	dedupWindow     time.Duration
 }
 
 func (s *service) RegisterFlags(fs *flag.FlagSet) {
@@ -36,55 +37,39 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	s.consumer.RegisterFlags(fs, "validator")
 	s.topics.RegisterFlags(fs)
 	s.redis.RegisterFlags(fs)
+	fs.StringVar(&s.sourcesFile, "sources.file", "", "workspace configuration (tracking plans, PII rules, consent policy); empty: every event is checked for format only")
+	fs.DurationVar(&s.sourcesInterval, "sources.reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
+	fs.DurationVar(&s.dedupWindow, "dedup.window", 24*time.Hour, "how long a message id is remembered per source (at least 1h)")
 }
 
 func (s *service) Validate() error {
+	if s.dedupWindow < time.Hour {
+		return config.Field("dedup.window", "must be at least 1h, got %v", s.dedupWindow)
+	}
+	if s.sourcesFile != "" {
+		if _, err := os.Stat(s.sourcesFile); err != nil {
+			return config.Field("sources.file", "%v", err)
+		}
+	}
 	return config.ValidateAll(&s.kafka, &s.consumer, &s.topics, &s.redis)
 }
 
 func (s *service) Start(ctx context.Context, a *app.App) error {
+	live := sources.Static(&sources.Registry{})
+	if s.sourcesFile != "" {
+		var err error
+		if live, err = sources.NewLive(s.sourcesFile); err != nil {
+			return err
+		}
+		a.Go("sources watcher", func(ctx context.Context) error { return live.Watch(ctx, s.sourcesInterval, a.Log) })
+	}
 	p, err := deps.Kafka(ctx, a, s.kafka, s.topics.All())
 	if err != nil {
 		return err
 	}
-	deps.Redis(a, s.redis) // dedup window and suppression list
-	h := &handler{topics: s.topics, outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "firstparty_validator_events_total", Help: "Events by outcome (valid, invalid) and reason.",
-	}, []string{"outcome", "reason"})}
-	a.Registry.MustRegister(h.outcomes)
+	rdb := deps.Redis(a, s.redis)
+	h := newHandler(s.topics, live, dedup.New(rdb, s.dedupWindow), suppression.New(rdb), a.Registry)
 	return deps.Stage(a, "validator", s.kafka, s.consumer, p, h, s.topics.Raw)
-}
-
-// handler routes each raw event to valid or invalid.
-type handler struct {
-	topics   topics.Names
-	outcomes *prometheus.CounterVec
-}
-
-func (h *handler) Handle(_ context.Context, batch []kafka.Message) (stage.Result, error) {
-	outs := make([]kafka.Message, 0, len(batch))
-	for _, m := range batch {
-		out := kafka.Message{Key: m.Key}
-		env, violations := validation.DecodeEnvelope(m.Value)
-		if len(violations) == 0 {
-			out.Topic, out.Value = h.topics.Valid, m.Value
-			h.outcomes.WithLabelValues("valid", "").Inc()
-		} else {
-			if env == nil {
-				// Keep the undecodable bytes for forensics.
-				env = &eventv1.Envelope{Raw: m.Value}
-			}
-			rej, err := proto.Marshal(&eventv1.Rejection{Envelope: env, Stage: "validator", Violations: violations, RejectedAt: timestamppb.Now()})
-			if err != nil {
-				return stage.Result{}, err
-			}
-			out.Topic, out.Value = h.topics.Invalid, rej
-			h.outcomes.WithLabelValues("invalid", violations[0].Reason.String()).Inc()
-		}
-		kafkaclient.CarryTrace(&out, m)
-		outs = append(outs, out)
-	}
-	return stage.Result{Outputs: outs}, nil
 }
 
 func main() { os.Exit(app.Main("validator", ":8081", &service{})) }
