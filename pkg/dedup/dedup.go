@@ -6,8 +6,8 @@
 // one Redis Cluster shard):
 //
 //	fp:{<workspace>}:dedup:<source>:<hour>   HASH message id → origin of its first
-//	                                         delivery ("<partition>:<offset>" on
-//	                                         the raw topic), for ids first seen in
+//	                                         delivery (topic, partition, offset and
+//	                                         Kafka timestamp), for ids first seen in
 //	                                         that hour (Unix hours); expires
 //	                                         window+2h after it was written.
 //
@@ -66,45 +66,45 @@ func bucketKey(workspace, source string, hour int64) string {
 type group struct{ workspace, source string }
 
 // Seen returns, for each id, the origin recorded for it within the window,
-// or "" when it was not seen. Within ids, a later repeat of an earlier id
-// gets the origin "batch" (a duplicate inside one batch).
+// or "" when it was not seen. A later repeat of an id within ids that was not
+// recorded before gets InBatch (a duplicate inside one batch).
 func (s *Store) Seen(ctx context.Context, ids []ID) ([]string, error) {
 	out := make([]string, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
-	byGroup := map[group][]int{}
-	first := map[ID]int{}
+	byGroup := map[group][]ID{}
+	firstAt := map[ID]int{}
 	for i, id := range ids {
-		if _, dup := first[id]; dup {
-			out[i] = InBatch
+		if _, dup := firstAt[id]; dup {
 			continue
 		}
-		first[id] = i
+		firstAt[id] = i
 		g := group{id.Workspace, id.Source}
-		byGroup[g] = append(byGroup[g], i)
+		byGroup[g] = append(byGroup[g], id)
 	}
 	now := s.now().Unix() / 3600
 	oldest := s.now().Add(-s.window).Unix() / 3600
 	type query struct {
-		idx []int
+		ids []ID
 		cmd *redis.SliceCmd
 	}
 	var queries []query
 	pipe := s.rdb.Pipeline()
-	for g, idx := range byGroup {
-		fields := make([]string, len(idx))
-		for j, i := range idx {
-			fields[j] = ids[i].MessageID
+	for g, gids := range byGroup {
+		fields := make([]string, len(gids))
+		for j, id := range gids {
+			fields[j] = id.MessageID
 		}
 		// Oldest bucket last, so the older record (the first delivery) wins.
 		for h := now; h >= oldest; h-- {
-			queries = append(queries, query{idx, pipe.HMGet(ctx, bucketKey(g.workspace, g.source, h), fields...)})
+			queries = append(queries, query{gids, pipe.HMGet(ctx, bucketKey(g.workspace, g.source, h), fields...)})
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		return nil, fmt.Errorf("checking dedup window: %w", err)
 	}
+	recorded := map[ID]string{}
 	for _, q := range queries {
 		vals, err := q.cmd.Result()
 		if err != nil {
@@ -112,8 +112,16 @@ func (s *Store) Seen(ctx context.Context, ids []ID) ([]string, error) {
 		}
 		for j, v := range vals {
 			if origin, ok := v.(string); ok && origin != "" {
-				out[q.idx[j]] = origin
+				recorded[q.ids[j]] = origin
 			}
+		}
+	}
+	for i, id := range ids {
+		switch origin := recorded[id]; {
+		case origin != "":
+			out[i] = origin
+		case firstAt[id] != i:
+			out[i] = InBatch
 		}
 	}
 	return out, nil

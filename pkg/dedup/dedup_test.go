@@ -57,6 +57,13 @@ func TestSeenAndRecordAgainstRedis(t *testing.T) {
 			t.Errorf("%s: seen = %q, want %q", tt.name, seen[0], tt.want)
 		}
 	}
+	// Both copies of a recorded id report the recorded origin, so a replay
+	// can tell the copy that produced the output from the duplicate.
+	s.now = func() time.Time { return clock }
+	seen, err = s.Seen(ctx, []ID{a, a})
+	if err != nil || seen[0] != "0:17" || seen[1] != "0:17" {
+		t.Fatalf("repeated recorded id: %q, %v", seen, err)
+	}
 	ttl := rdb.TTL(ctx, bucketKey(ws, "web", clock.Unix()/3600)).Val()
 	if ttl < 24*time.Hour || ttl > 27*time.Hour {
 		t.Errorf("bucket TTL = %v, want window + slack", ttl)

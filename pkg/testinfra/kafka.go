@@ -73,9 +73,16 @@ func WaitCaughtUp(t testing.TB, kc kafkaclient.Config, group, topic string, with
 	for {
 		resp, err := cl.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
 		if err == nil && resp.Error == nil {
-			done := true
+			committed := map[int]int64{}
 			for _, p := range resp.Topics[topic] {
-				if end := ends[p.Partition]; end > 0 && p.CommittedOffset < end {
+				if p.Error == nil {
+					committed[p.Partition] = p.CommittedOffset
+				}
+			}
+			done := true
+			for p, end := range ends {
+				// A group that has not committed yet reports nothing (or -1).
+				if c, ok := committed[p]; end > 0 && (!ok || c < end) {
 					done = false
 				}
 			}

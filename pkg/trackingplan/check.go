@@ -26,15 +26,23 @@ const MaxViolations = 20
 
 // Result is what a plan says about one event.
 type Result struct {
-	// Violations found, at most MaxViolations, ordered by field. Reason is
-	// REASON_SCHEMA_VIOLATION, REASON_UNPLANNED for a track event the plan
-	// does not list, or REASON_FORMAT_VIOLATION (rule "json") when the
-	// event's properties or traits are not a JSON object at all.
+	// Violations found, at most MaxViolations, ordered by field. Field is a
+	// JSON pointer from the event root ("/properties/products/0/price",
+	// "/traits/email"; identify traits the collector took from
+	// context.traits are still "/traits"); Rule is the JSON Schema keyword
+	// that failed. Reason is
+	//   - REASON_SCHEMA_VIOLATION for a schema failure;
+	//   - REASON_UNPLANNED (field "/event", rule "unplanned") for a track
+	//     event the plan does not list;
+	//   - REASON_FORMAT_VIOLATION (rule "json") when the properties or
+	//     traits are not a JSON object, or hold a number no real event
+	//     carries (see maxExponent); rule "validator" if the schema library
+	//     ever panics on an event.
 	Violations []*eventv1.Violation
 	// Block is true when the event must be rejected: it has violations and
-	// the plan's policy for them is block. Undecodable properties or traits
-	// are always blocked, whatever the policy: there is nothing to check
-	// and every later stage would have to parse them.
+	// the plan's policy for them is block. Format violations are always
+	// blocked, whatever the policy: there was nothing the plan could check,
+	// and every later stage would have to parse the same bytes.
 	Block bool
 	// Planned is true when the event matched a plan entry. Every non-track
 	// event is planned: the plan either has a schema for its type or
@@ -43,8 +51,9 @@ type Result struct {
 }
 
 // Check checks ev against the plan. It reads only ev's type, event name,
-// properties and traits (raw JSON; empty means {}), and never fails: every
-// problem is a violation.
+// properties and traits (raw JSON; empty or null means {}), never modifies
+// ev, and never fails: every problem is a violation. Properties or traits
+// are decoded only when the plan has a schema for them.
 func (p *Plan) Check(ev *eventv1.Event) Result {
 	switch ev.GetType() {
 	case eventv1.EventType_EVENT_TYPE_TRACK:

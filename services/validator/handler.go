@@ -69,7 +69,7 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 	byWorkspace := map[string][]int{}
 	for i, m := range batch {
 		preps[i] = validation.Prepare(m.Value, reg)
-		lookups[i].Origin = strconv.Itoa(m.Partition) + ":" + strconv.FormatInt(m.Offset, 10)
+		lookups[i].Origin = origin(m)
 		markers[i] = marker(preps[i], lookups[i].Origin, m.Value)
 		ids = append(ids, markers[i])
 		refs = append(refs, ref{i, true})
@@ -158,6 +158,14 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 		Outputs:  outs,
 		AfterAck: func(ctx context.Context) error { return h.dedup.Record(ctx, record) },
 	}, nil
+}
+
+// origin names one delivery of a message: its position on the raw topic,
+// and the message's Kafka timestamp, so a topic that was deleted and created
+// again (its offsets restarting at 0) cannot make a new message look like an
+// old one.
+func origin(m kafka.Message) string {
+	return m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10) + "/" + strconv.FormatInt(m.Time.UnixMilli(), 10)
 }
 
 // marker is the dedup id that records one delivery of a message. It names
