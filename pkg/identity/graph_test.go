@@ -108,7 +108,7 @@ func TestScenarios(t *testing.T) {
 		{"out-of-order and duplicated events", []ev{
 			{"m1", 10, "user_id:u1", `{"plan":"pro"}`, "identify"},
 			{"m0", 5, "user_id:u1", `{"plan":"free","name":"Ann"}`, "identify"}, // late: plan must stay pro
-			{"m1", 10, "user_id:u1", `{"plan":"pro"}`, "identify"},             // redelivered: no-op
+			{"m1", 10, "user_id:u1", `{"plan":"pro"}`, "identify"},              // redelivered: no-op
 		}, []string{"user_id:u1"}, func(t *testing.T, ws string) {
 			p, _ := g.Lookup(context.Background(), ws, Identifier{"user_id", "u1"})
 			if string(p.Traits["plan"]) != `"pro"` || string(p.Traits["name"]) != `"Ann"` || p.Counters["identify"] != 2 || p.Version != 2 {
@@ -280,4 +280,61 @@ func TestConcurrentInstancesConverge(t *testing.T) {
 			t.Fatalf("round %d: three instances built a different graph than one:\n%s\nwant\n%s", round, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	}
+}
+
+// TestBatchEqualsSingle applies the concurrency stream as pipelined batches
+// (after flushing the script cache, so NOSCRIPT is handled) and compares the
+// graph with one built by single calls.
+func TestBatchEqualsSingle(t *testing.T) {
+	g, rdb := graph(t)
+	ctx := context.Background()
+	var all []ev
+	for _, d := range stream(20) {
+		all = append(all, d...)
+	}
+	wsSingle, wsBatch := testinfra.Unique(t)+"-1", testinfra.Unique(t)+"-b"
+	for _, e := range all {
+		if _, err := g.Apply(ctx, e.update(wsSingle)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = rdb.ScriptFlush(ctx).Err()
+	for start := 0; start < len(all); start += 16 {
+		var us []Update
+		for _, e := range all[start:min(start+16, len(all))] {
+			us = append(us, e.update(wsBatch))
+		}
+		res, err := g.ApplyBatch(ctx, us)
+		if err != nil || len(res) != len(us) || res[0].ProfileID == "" {
+			t.Fatalf("batch: %v %v", res, err)
+		}
+	}
+	if a, b := components(t, rdb, wsSingle), components(t, rdb, wsBatch); strings.Join(a, "|") != strings.Join(b, "|") {
+		t.Fatalf("batched graph differs:\n%v\n%v", b, a)
+	}
+}
+
+// BenchmarkApplyBatch measures events/s through pipelined batches of 500
+// against the real Redis (one round trip per batch).
+func BenchmarkApplyBatch(b *testing.B) {
+	rdb := redisclient.New(testinfra.Redis(b))
+	defer rdb.Close()
+	g := New(rdb, DefaultConfig())
+	ws := testinfra.Unique(b)
+	ctx := context.Background()
+	const batch = 500
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		us := make([]Update, batch)
+		for j := range us {
+			n := i*batch + j
+			us[j] = Update{Workspace: ws, MessageID: fmt.Sprintf("m%d", n), Time: t0.Add(time.Duration(n) * time.Millisecond), Counter: "page",
+				Identifiers: []Identifier{{"user_id", fmt.Sprintf("u%d", n%5000)}, {"anonymous_id", fmt.Sprintf("a%d", n%7000)}},
+				Traits:      map[string]json.RawMessage{"plan": json.RawMessage(`"pro"`)}}
+		}
+		if _, err := g.ApplyBatch(ctx, us); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 }

@@ -34,8 +34,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -116,27 +114,7 @@ func (g *Graph) Apply(ctx context.Context, u Update) (Result, error) {
 	if u.Workspace == "" || u.MessageID == "" {
 		return Result{}, errors.New("identity update needs a workspace and a message id")
 	}
-	limits := make([]string, 0, len(g.cfg.Limits))
-	for t, n := range g.cfg.Limits {
-		limits = append(limits, t+"="+strconv.Itoa(n))
-	}
-	sort.Strings(limits)
-	args := []any{
-		Prefix(u.Workspace), u.MessageID, u.Time.UnixMilli(), newProfileID(), u.Counter,
-		int64(g.cfg.MarkerTTL / time.Second), g.cfg.DefaultLimit, strings.Join(limits, ","), len(u.Identifiers),
-	}
-	for _, id := range u.Identifiers {
-		args = append(args, id.String())
-	}
-	keys := make([]string, 0, len(u.Traits))
-	for k := range u.Traits {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		args = append(args, k, string(u.Traits[k]))
-	}
-	out, err := resolveScript.Run(ctx, g.rdb, []string{Prefix(u.Workspace) + "id"}, args...).Text()
+	out, err := resolveScript.Run(ctx, g.rdb, []string{Prefix(u.Workspace) + "id"}, g.args(u)...).Text()
 	if err != nil {
 		return Result{}, fmt.Errorf("resolving %s: %w", u.MessageID, err)
 	}
