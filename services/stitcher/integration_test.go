@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/firstparty/firstparty/pkg/app"
+	"github.com/firstparty/firstparty/pkg/config"
+	"github.com/firstparty/firstparty/pkg/identity"
+	"github.com/firstparty/firstparty/pkg/kafkaclient"
+	"github.com/firstparty/firstparty/pkg/redisclient"
+	"github.com/firstparty/firstparty/pkg/testinfra"
+	"github.com/firstparty/firstparty/pkg/topics"
+	eventv1 "github.com/firstparty/firstparty/proto/event/v1"
+	profilev1 "github.com/firstparty/firstparty/proto/profile/v1"
+)
+
+func runStitcher(t *testing.T, kc kafkaclient.Config, names topics.Names, group string) (stop func()) {
+	t.Helper()
+	rc := testinfra.Redis(t)
+	env := map[string]string{
+		"FP_KAFKA_BROKERS": kc.Brokers.String(), "FP_REDIS_ADDR": rc.Addrs.String(), "FP_CONSUMER_GROUP": group, "FP_DRAIN_TIMEOUT": "5s",
+		"FP_TOPIC_RAW": names.Raw, "FP_TOPIC_VALID": names.Valid, "FP_TOPIC_INVALID": names.Invalid,
+		"FP_TOPIC_RESOLVED": names.Resolved, "FP_TOPIC_PROFILES": names.Profiles, "FP_TOPIC_MEMBERSHIP": names.Membership,
+	}
+	s := &service{}
+	fs := flag.NewFlagSet("stitcher", flag.ContinueOnError)
+	var ac app.Config
+	ac.RegisterFlags(fs, "127.0.0.1:0")
+	s.RegisterFlags(fs)
+	if err := config.Parse(fs, nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if err := config.ValidateAll(&ac, s); err != nil {
+		t.Fatal(err)
+	}
+	a := app.New("stitcher", ac, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.Start(ctx, a); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("stitcher stopped with error: %v", err)
+		}
+	}
+}
+
+// TestTwoDevicesBecomeOneProfile streams a person's anonymous browsing on
+// two devices and the logins that reveal them through the real broker and
+// Redis: every event is resolved, the second login merges the devices, the
+// changes say so, and a replay of the stream changes no profile.
+func TestTwoDevicesBecomeOneProfile(t *testing.T) {
+	kc := testinfra.Kafka(t)
+	names := testinfra.Topics(t, kc)
+	ws := testinfra.Unique(t)
+	t0 := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	type e struct {
+		id, anon, user string
+		typ            eventv1.EventType
+		traits         string
+	}
+	stream := []e{
+		{"m1", "phone", "", eventv1.EventType_EVENT_TYPE_PAGE, ""},
+		{"m2", "phone", "u42", eventv1.EventType_EVENT_TYPE_IDENTIFY, `{"email":"ann@x.io","plan":"free"}`},
+		{"m3", "laptop", "", eventv1.EventType_EVENT_TYPE_PAGE, ""},
+		{"m4", "laptop", "", eventv1.EventType_EVENT_TYPE_PAGE, ""},
+		{"m5", "laptop", "u42", eventv1.EventType_EVENT_TYPE_IDENTIFY, `{"plan":"pro"}`},
+	}
+	p, err := kafkaclient.NewProducer(kc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i, s := range stream {
+		v, _ := proto.Marshal(&eventv1.Envelope{SchemaVersion: 1, MessageId: s.id, WorkspaceId: ws, SourceId: "web",
+			Event: &eventv1.Event{Type: s.typ, MessageId: s.id, AnonymousId: s.anon, UserId: s.user, TraitsJson: []byte(s.traits),
+				Timestamp: timestamppb.New(t0.Add(time.Duration(i) * time.Minute))}})
+		if err := p.Produce(context.Background(), kafka.Message{Topic: names.Valid, Key: []byte(s.anon), Value: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	group := testinfra.Unique(t)
+	stop := runStitcher(t, kc, names, group)
+	testinfra.WaitCaughtUp(t, kc, group, names.Valid, 60*time.Second)
+	stop()
+
+	if n := testinfra.Count(t, kc, names.Resolved); n != int64(len(stream)) {
+		t.Fatalf("%d resolved events, want %d", n, len(stream))
+	}
+	rdb := redisclient.New(testinfra.Redis(t))
+	defer rdb.Close()
+	g := identity.New(rdb, identity.DefaultConfig())
+	prof, err := g.Lookup(context.Background(), ws, identity.Identifier{Type: "anonymous_id", Value: "phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(prof.Identities)
+	if got != "[anonymous_id:laptop anonymous_id:phone email:ann@x.io user_id:u42]" {
+		t.Fatalf("profile identities = %s", got)
+	}
+	if string(prof.Traits["plan"]) != `"pro"` || prof.Counters["page"] != 3 || prof.Counters["identify"] != 2 {
+		t.Fatalf("profile = %+v", prof)
+	}
+	// The last event landed on the surviving profile and a merge was announced.
+	resolved := read(t, kc, names.Resolved, len(stream), func() *eventv1.Envelope { return &eventv1.Envelope{} })
+	for _, r := range resolved {
+		if r.Resolution.GetProfileId() == "" {
+			t.Fatalf("event %s not resolved", r.MessageId)
+		}
+		if r.MessageId == "m5" && r.Resolution.ProfileId != prof.ID {
+			t.Fatalf("m5 resolved to %s, want the survivor %s", r.Resolution.ProfileId, prof.ID)
+		}
+	}
+	changes := read(t, kc, names.Profiles, int(testinfra.Count(t, kc, names.Profiles)), func() *profilev1.ProfileChange { return &profilev1.ProfileChange{} })
+	merged := false
+	for _, c := range changes {
+		merged = merged || c.Kind == profilev1.ChangeKind_CHANGE_KIND_MERGED && c.ProfileId == prof.ID && c.CauseMessageId == "m5"
+	}
+	if !merged {
+		t.Fatalf("no MERGED change for the survivor among %d changes", len(changes))
+	}
+
+	// Replay from the start (lost offsets): the profile does not change.
+	group2 := group + "-replay"
+	stop = runStitcher(t, kc, names, group2)
+	testinfra.WaitCaughtUp(t, kc, group2, names.Valid, 60*time.Second)
+	stop()
+	again, err := g.Lookup(context.Background(), ws, identity.Identifier{Type: "user_id", Value: "u42"})
+	if err != nil || again.Version != prof.Version || again.Counters["page"] != 3 {
+		t.Fatalf("replay changed the profile: %+v (was version %d)", again, prof.Version)
+	}
+}
+
+func read[T proto.Message](t *testing.T, kc kafkaclient.Config, topic string, n int, newT func() T) []T {
+	t.Helper()
+	cc := kafkaclient.ConsumerConfig{GroupID: testinfra.Unique(t) + "-read", BatchSize: 1000, BatchWait: 20 * time.Millisecond, SessionTimeout: 6 * time.Second}
+	c, err := kafkaclient.NewConsumer(kc, cc, nil, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []T
+	for len(out) < n {
+		batch, err := c.FetchBatch(ctx)
+		if err != nil {
+			t.Fatalf("reading %s: %d of %d: %v", topic, len(out), n, err)
+		}
+		for _, m := range batch {
+			v := newT()
+			if err := proto.Unmarshal(m.Value, v); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, v)
+		}
+	}
+	return out
+}
