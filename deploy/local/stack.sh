@@ -73,7 +73,7 @@ start() {
 			continue
 		fi
 		FP_HTTP_ADDR=127.0.0.1:$port FP_LOG_FORMAT=${FP_LOG_FORMAT:-json} \
-			FP_SOURCES_FILE=$local_dir/sources.yaml FP_GRPC_ADDR=127.0.0.1:8085 \
+			FP_SOURCES_FILE=$local_dir/sources.yaml FP_GRPC_ADDR=127.0.0.1:8085 FP_ADMIN_KEYS="$FP_ADMIN_KEY=demo" \
 			nohup "$bin_dir/$name" >>"$log_dir/$name.log" 2>&1 &
 		echo $! >"$run_dir/$name.pid"
 	done
@@ -121,6 +121,16 @@ smoke() {
 	    {"type": "track", "anonymousId": "demo-device-1", "userId": "demo-user-1", "event": "Order Completed", "properties": {"revenue": 42.5, "currency": "EUR"}}
 	  ]}')
 	echo "  POST /v1/batch → $out"
+	# Collector → validator → stitcher → Redis, read back through the API.
+	for _ in $(seq 1 40); do
+		if out=$(curl -fs -H "Authorization: Bearer $FP_ADMIN_KEY" http://127.0.0.1:8090/v1/profiles/user_id:demo-user-1); then
+			echo "  GET  /v1/profiles/user_id:demo-user-1 → $out"
+			return 0
+		fi
+		sleep 0.25
+	done
+	echo "  the profile did not appear within 10 s: see .local/logs/" >&2
+	return 1
 }
 
 stop() {

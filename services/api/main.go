@@ -1,16 +1,19 @@
-// Command api serves the profile (customer 360) and control-plane APIs over
-// gRPC and REST, reading live state from Redis and history from ClickHouse.
+// Command api serves the profile (customer 360) API over REST, reading live
+// state from Redis; the control plane, privacy requests and the gRPC face
+// grow here (see ARCHITECTURE.md).
 package main
 
 import (
 	"context"
 	"flag"
 	"os"
+	"strings"
 
 	"github.com/firstparty/firstparty/pkg/app"
 	"github.com/firstparty/firstparty/pkg/chclient"
 	"github.com/firstparty/firstparty/pkg/config"
 	"github.com/firstparty/firstparty/pkg/deps"
+	"github.com/firstparty/firstparty/pkg/identity"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
 	"github.com/firstparty/firstparty/pkg/redisclient"
 	"github.com/firstparty/firstparty/pkg/topics"
@@ -21,6 +24,8 @@ type service struct {
 	topics     topics.Names
 	redis      redisclient.Config
 	clickhouse chclient.Config
+	adminKeys  config.List
+	keys       map[string]string // admin key → workspace
 }
 
 func (s *service) RegisterFlags(fs *flag.FlagSet) {
@@ -28,9 +33,18 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	s.topics.RegisterFlags(fs)
 	s.redis.RegisterFlags(fs)
 	s.clickhouse.RegisterFlags(fs)
+	fs.Var(&s.adminKeys, "admin.keys", "admin keys and the workspace each may read, as key=workspace (comma-separated); sent as Authorization: Bearer <key>")
 }
 
 func (s *service) Validate() error {
+	s.keys = map[string]string{}
+	for _, kv := range s.adminKeys {
+		k, ws, ok := strings.Cut(kv, "=")
+		if !ok || len(k) < 16 || ws == "" {
+			return config.Field("admin.keys", "each entry must be <key of at least 16 characters>=<workspace>")
+		}
+		s.keys[k] = ws
+	}
 	return config.ValidateAll(&s.kafka, &s.topics, &s.redis, &s.clickhouse)
 }
 
@@ -38,10 +52,14 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 	if _, err := deps.Kafka(ctx, a, s.kafka, s.topics.All()); err != nil {
 		return err
 	}
-	deps.Redis(a, s.redis)
+	rdb := deps.Redis(a, s.redis)
 	if _, err := deps.ClickHouse(ctx, a, s.clickhouse); err != nil {
 		return err
 	}
+	if len(s.keys) == 0 {
+		a.Log.Warn("no admin keys configured (-admin.keys): every profile request will get 401")
+	}
+	newProfileAPI(identity.New(rdb, identity.DefaultConfig()), s.keys).register(a.Mux)
 	return nil
 }
 

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/firstparty/firstparty/pkg/identity"
+	"github.com/firstparty/firstparty/pkg/redisclient"
+	"github.com/firstparty/firstparty/pkg/testinfra"
+)
+
+func TestProfileByAnyIdentifier(t *testing.T) {
+	rdb := redisclient.New(testinfra.Redis(t))
+	defer rdb.Close()
+	g := identity.New(rdb, identity.DefaultConfig())
+	ws, other := testinfra.Unique(t), testinfra.Unique(t)+"-other"
+	ctx := context.Background()
+	at := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	for i, ids := range [][]identity.Identifier{{{Type: "anonymous_id", Value: "a1"}}, {{Type: "user_id", Value: "42"}, {Type: "email", Value: "ann@x.io"}, {Type: "anonymous_id", Value: "a1"}}} {
+		if _, err := g.Apply(ctx, identity.Update{Workspace: ws, MessageID: "m" + string(rune('0'+i)), Time: at.Add(time.Duration(i) * time.Minute),
+			Identifiers: ids, Traits: map[string]json.RawMessage{"plan": json.RawMessage(`"pro"`)}, Counter: "identify"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mux := http.NewServeMux()
+	newProfileAPI(g, map[string]string{"fpa_admin_key_0123456789": ws, "fpa_other_key_0123456789": other}).register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	get := func(path, key string) (int, string) {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	var first string
+	for _, id := range []string{"user_id:42", "email:ann@x.io", "anonymous_id:a1"} {
+		code, body := get("/v1/profiles/"+id, "fpa_admin_key_0123456789")
+		var p profileJSON
+		if code != 200 || json.Unmarshal([]byte(body), &p) != nil || len(p.Identities) != 3 || string(p.Traits["plan"]) != `"pro"` || p.Segments == nil {
+			t.Fatalf("GET %s = %d %s", id, code, body)
+		}
+		if first == "" {
+			first = p.ProfileID
+		} else if p.ProfileID != first {
+			t.Fatalf("%s resolves to another profile", id)
+		}
+		if !p.FirstSeen.Equal(at) || !p.LastSeen.Equal(at.Add(time.Minute)) {
+			t.Errorf("first/last seen = %v / %v", p.FirstSeen, p.LastSeen)
+		}
+	}
+	for _, tt := range []struct {
+		path, key string
+		code      int
+		want      string
+	}{
+		{"/v1/profiles/user_id:43", "fpa_admin_key_0123456789", 404, "no profile"},
+		{"/v1/profiles/user_id:42", "", 401, "Bearer"},
+		{"/v1/profiles/user_id:42", "wrong_key_0123456789abc", 401, "Bearer"},
+		{"/v1/profiles/user_id:42", "fpa_other_key_0123456789", 404, "no profile"}, // another workspace sees nothing
+		{"/v1/profiles/42", "fpa_admin_key_0123456789", 400, "<type>:<value>"},
+	} {
+		if code, body := get(tt.path, tt.key); code != tt.code || !strings.Contains(body, tt.want) {
+			t.Errorf("GET %s = %d %s; want %d %q", tt.path, code, body, tt.code, tt.want)
+		}
+	}
+}
