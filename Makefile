@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Workspace modules (go test ./... does not work at a go.work root without a root module).
-MODULES := pkg proto $(wildcard services/*)
+MODULES := pkg proto $(wildcard services/*) $(wildcard tools)
 SERVERS := deploy/local/servers.sh
 STACK := deploy/local/stack.sh
 # Exported so tests find the servers; FP_REQUIRE_SERVERS=1 turns a missing

@@ -7,15 +7,18 @@
 #      1, 20 and 100 events per request over 64 connections.
 #
 # Prints one table (events/s, p50, p99, peak RSS, ratio to the raw producer)
-# and writes it as JSON to .local/bench/collector.json. Fresh topics with a
-# unique prefix, deleted at the end; the collector is stopped on any exit.
+# and writes it as JSON to .local/bench/collector.json (under FP_LOCAL_DIR
+# when set). Fresh topics with a unique prefix, deleted at the end; the
+# collector is stopped on any exit. Takes about 1.5 minutes.
 #
 #   deploy/bench/collector.sh
 #
 # Knobs (environment): FP_BENCH_SECONDS (25 per load run), FP_BENCH_CONNS (64),
 # FP_BENCH_BATCHES ("1 20 100"), FP_BENCH_RECORDS (producer baseline records,
-# 500000), FP_BENCH_PARTITIONS (6). Needs go, java 17, jq; starts Kafka with
-# deploy/local/servers.sh when it is not running.
+# 500000), FP_BENCH_PARTITIONS (6), FP_BENCH_COLLECTOR_ENV (extra NAME=VALUE
+# words for the collector only, for A/B runs: "GOGC=400 FP_KAFKA_BATCH_TIMEOUT=1ms").
+# Needs go, java 17, jq; starts Kafka with deploy/local/servers.sh when it is
+# not running.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -24,7 +27,8 @@ conns=${FP_BENCH_CONNS:-64}
 batches=${FP_BENCH_BATCHES:-1 20 100}
 records=${FP_BENCH_RECORDS:-500000}
 partitions=${FP_BENCH_PARTITIONS:-6}
-out_dir=$root/.local/bench
+local_dir=${FP_LOCAL_DIR:-$root/.local} # as deploy/local/servers.sh
+out_dir=$local_dir/bench
 
 die() { echo "collector.sh: $*" >&2; exit 1; }
 log() { printf '\n== %s\n' "$*" >&2; }
@@ -33,14 +37,16 @@ command -v jq >/dev/null || die "needs jq (apt-get install -y jq)"
 command -v go >/dev/null || die "needs go"
 
 answers() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
-if [ ! -f "$root/.local/servers.env" ] || ! answers "$(sed -n 's/^FP_KAFKA_BROKERS=//p' "$root/.local/servers.env" | cut -d, -f1)"; then
+if [ ! -f "$local_dir/servers.env" ] || ! answers "$(sed -n 's/^FP_KAFKA_BROKERS=//p' "$local_dir/servers.env" | cut -d, -f1)"; then
 	"$root/deploy/local/servers.sh" start kafka >&2
 fi
 set -a
 # shellcheck disable=SC1091
-. "$root/.local/servers.env"
+. "$local_dir/servers.env"
 set +a
-[ -n "${FP_KAFKA_LIBS:-}" ] && [ -d "$FP_KAFKA_LIBS" ] || die "FP_KAFKA_LIBS is not a directory: run deploy/local/servers.sh install kafka"
+if [ -z "${FP_KAFKA_LIBS:-}" ] || [ ! -d "$FP_KAFKA_LIBS" ]; then
+	die "FP_KAFKA_LIBS is not a directory: run deploy/local/servers.sh install kafka"
+fi
 brokers=$FP_KAFKA_BROKERS
 java=$(command -v java) || die "needs java 17"
 kjava() { "$java" -Xmx512m -Dlog4j2.configurationFile="$root/deploy/local/kafka/log4j2.xml" -Dkafka.logs.dir="$work" -cp "$FP_KAFKA_LIBS/*" "$@"; }
@@ -90,12 +96,13 @@ workspaces:
 EOF
 
 log "starting the collector on 127.0.0.1:$port (topics $prefix.*, $partitions partitions)"
-FP_SOURCES_FILE=$work/sources.yaml FP_KAFKA_BROKERS=$brokers FP_HTTP_ADDR=127.0.0.1:$port FP_GRPC_ADDR= \
+# shellcheck disable=SC2086 # FP_BENCH_COLLECTOR_ENV is a list of words
+FP_SOURCES_FILE=$work/sources.yaml FP_KAFKA_BROKERS=$brokers FP_HTTP_ADDR=127.0.0.1:$port FP_GRPC_ADDR='' \
 	FP_KAFKA_PARTITIONS=$partitions FP_TOPIC_RAW=$raw_topic FP_TOPIC_VALID=$prefix.cdp.events.valid \
 	FP_TOPIC_INVALID=$prefix.cdp.events.invalid FP_TOPIC_RESOLVED=$prefix.cdp.events.resolved \
 	FP_TOPIC_PROFILES=$prefix.cdp.profiles.changes FP_TOPIC_MEMBERSHIP=$prefix.cdp.segments.membership \
 	FP_RATELIMIT_EVENTS_PER_SECOND=1000000000 FP_RATELIMIT_BURST=1000000000 FP_LOG_LEVEL=warn \
-	"$work/collector" >"$work/collector.log" 2>&1 &
+	env ${FP_BENCH_COLLECTOR_ENV:-} "$work/collector" >"$work/collector.log" 2>&1 &
 collector_pid=$!
 for i in $(seq 150); do
 	curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
@@ -111,12 +118,16 @@ loadgen() { "$work/loadgen" -url "http://127.0.0.1:$port" -write-key "$write_key
 # (which also opens the connections and lets the Go runtime size its heap).
 log "warm-up (5 s, batch 20) and measuring one envelope's size"
 loadgen -batch 20 -duration 5s -json -quiet >"$work/warmup.json"
-log_dir=$(sed -n 's/^log\.dirs=//p' "$root/.local/kafka/server.properties" | cut -d, -f1)
-segment=$(ls "$log_dir/$raw_topic-0/"*.log 2>/dev/null | head -n 1) || true
+# The local broker's data is on this machine: read the records' sizes from
+# its log segment (DumpLogSegments prints each record's valueSize).
+log_dir=$(sed -n 's/^log\.dirs=//p' "$local_dir/kafka/server.properties" | cut -d, -f1)
+segment=$(find "$log_dir/$raw_topic-0" -name '*.log' 2>/dev/null | sort | head -n 1) || true
 [ -n "$segment" ] || die "no log segment of $raw_topic under $log_dir"
 envelope_bytes=$(kjava kafka.tools.DumpLogSegments --deep-iteration --files "$segment" 2>/dev/null |
-	sed -n 's/.* valueSize: \([0-9]*\).*/\1/p' | head -n 20000 | awk '{s+=$1; n++} END {if (n) printf "%d", s/n}')
-[ -n "$envelope_bytes" ] && [ "$envelope_bytes" -gt 0 ] || die "could not measure the envelope size from $segment"
+	sed -n 's/.* valueSize: \([0-9]*\).*/\1/p' | awk '{s+=$1; n++} END {if (n) printf "%d", s/n}')
+if [ -z "$envelope_bytes" ] || [ "$envelope_bytes" -le 0 ]; then
+	die "could not measure the envelope size from $segment"
+fi
 event_bytes=$(jq -r '.avg_event_bytes | floor' "$work/warmup.json")
 echo "one event: $event_bytes B of JSON (batched); one envelope on the raw topic: $envelope_bytes B" >&2
 
@@ -165,15 +176,15 @@ mkdir -p "$out_dir"
 jq -s --arg host "$(hostname)" --argjson cpus "$(nproc)" --argjson env_bytes "$envelope_bytes" \
 	--argjson ev_bytes "$event_bytes" --argjson perf "$perf_rate" --argjson perf_p50 "${perf_p50:-0}" \
 	--argjson perf_p99 "${perf_p99:-0}" --argjson records "$records" --arg perf_line "$perf_line" \
-	--argjson perf_load "$perf_load" \
+	--argjson perf_load "$perf_load" --arg cenv "${FP_BENCH_COLLECTOR_ENV:-}" \
 	--arg commit "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-	'{host: $host, cpus: $cpus, commit: $commit, at: (now | todate), event_json_bytes: $ev_bytes, envelope_bytes: $env_bytes,
+	'{host: $host, cpus: $cpus, commit: $commit, at: (now | todate), collector_env: $cenv, event_json_bytes: $ev_bytes, envelope_bytes: $env_bytes,
 	  producer_baseline: {records: $records, record_bytes: $env_bytes, records_per_sec: $perf, p50_ms: $perf_p50, p99_ms: $perf_p99, loadavg_1m_before: $perf_load, raw: $perf_line},
 	  collector: .}' "${runs[@]}" >"$out_dir/collector.json"
 
 {
-	printf '\nCollector ingest vs Kafka producer baseline (%s, %d cores; event %s B JSON, envelope %s B)\n' \
-		"$(hostname)" "$(nproc)" "$event_bytes" "$envelope_bytes"
+	printf '\nCollector ingest vs Kafka producer baseline (%s, %d cores; event %s B JSON, envelope %s B%s)\n' \
+		"$(hostname)" "$(nproc)" "$event_bytes" "$envelope_bytes" "${FP_BENCH_COLLECTOR_ENV:+; collector env: $FP_BENCH_COLLECTOR_ENV}"
 	printf '%-22s %12s %10s %10s %10s %14s %8s %6s\n' "run" "events/s" "p50 ms" "p99 ms" "RSS MB" "ratio to raw" "non-200" "load"
 	printf '%-22s %12.0f %10s %10s %10s %14s %8s %6s\n' "kafka producer (raw)" "$perf_rate" "${perf_p50:-?}" "${perf_p99:-?}" "-" "1.00" "-" "$perf_load"
 	for f in "${runs[@]}"; do
