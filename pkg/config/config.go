@@ -68,7 +68,7 @@ func Field(flagName, format string, args ...any) error {
 // List is a comma-separated flag value ("a:1,b:2").
 type List []string
 
-func (l *List) String() string { return strings.Join(*l, ",") }
+func (l List) String() string { return strings.Join(l, ",") }
 
 // Set replaces the list; empty elements are dropped.
 func (l *List) Set(s string) error {

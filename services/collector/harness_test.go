@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"flag"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -17,8 +15,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/firstparty/firstparty/pkg/app"
-	"github.com/firstparty/firstparty/pkg/config"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
 	"github.com/firstparty/firstparty/pkg/testinfra"
 	"github.com/firstparty/firstparty/pkg/topics"
@@ -69,44 +65,12 @@ func startCollector(t *testing.T, extra map[string]string) *harness {
 		t.Fatal(err)
 	}
 	grpcAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	env := map[string]string{
-		"FP_KAFKA_BROKERS": kc.Brokers.String(), "FP_SOURCES_FILE": srcPath, "FP_GRPC_ADDR": grpcAddr,
-		"FP_TOPIC_RAW": names.Raw, "FP_TOPIC_VALID": names.Valid, "FP_TOPIC_INVALID": names.Invalid,
-		"FP_TOPIC_RESOLVED": names.Resolved, "FP_TOPIC_PROFILES": names.Profiles, "FP_TOPIC_MEMBERSHIP": names.Membership,
-		"FP_SOURCES_RELOAD_INTERVAL": "50ms", "FP_DRAIN_TIMEOUT": "2s",
-	}
+	env := testinfra.With(testinfra.TopicEnv(names), "FP_KAFKA_BROKERS", kc.Brokers.String(), "FP_SOURCES_FILE", srcPath,
+		"FP_GRPC_ADDR", grpcAddr, "FP_SOURCES_RELOAD_INTERVAL", "50ms", "FP_DRAIN_TIMEOUT", "2s")
 	for k, v := range extra {
 		env[k] = v
 	}
-	s := &service{}
-	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
-	var ac app.Config
-	ac.RegisterFlags(fs, "127.0.0.1:0")
-	s.RegisterFlags(fs)
-	if err := config.Parse(fs, nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
-		t.Fatal(err)
-	}
-	if err := config.ValidateAll(&ac, s); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	a := app.New("collector", ac, log)
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.Start(ctx, a); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("collector stopped with error: %v", err)
-		}
-	})
+	a, _ := testinfra.StartService(t, "collector", &service{}, env)
 	h := &harness{t: t, base: "http://" + a.Addr(), grpcAddr: grpcAddr, kafka: kc, topics: names, sources: srcPath}
 	waitListening(t, grpcAddr)
 	return h

@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -13,8 +10,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/firstparty/firstparty/pkg/app"
-	"github.com/firstparty/firstparty/pkg/config"
 	"github.com/firstparty/firstparty/pkg/identity"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
 	"github.com/firstparty/firstparty/pkg/redisclient"
@@ -26,37 +21,10 @@ import (
 
 func runStitcher(t *testing.T, kc kafkaclient.Config, names topics.Names, group string) (stop func()) {
 	t.Helper()
-	rc := testinfra.Redis(t)
-	env := map[string]string{
-		"FP_KAFKA_BROKERS": kc.Brokers.String(), "FP_REDIS_ADDR": rc.Addrs.String(), "FP_CONSUMER_GROUP": group, "FP_DRAIN_TIMEOUT": "5s",
-		"FP_TOPIC_RAW": names.Raw, "FP_TOPIC_VALID": names.Valid, "FP_TOPIC_INVALID": names.Invalid,
-		"FP_TOPIC_RESOLVED": names.Resolved, "FP_TOPIC_PROFILES": names.Profiles, "FP_TOPIC_MEMBERSHIP": names.Membership,
-	}
-	s := &service{}
-	fs := flag.NewFlagSet("stitcher", flag.ContinueOnError)
-	var ac app.Config
-	ac.RegisterFlags(fs, "127.0.0.1:0")
-	s.RegisterFlags(fs)
-	if err := config.Parse(fs, nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
-		t.Fatal(err)
-	}
-	if err := config.ValidateAll(&ac, s); err != nil {
-		t.Fatal(err)
-	}
-	a := app.New("stitcher", ac, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.Start(ctx, a); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("stitcher stopped with error: %v", err)
-		}
-	}
+	env := testinfra.With(testinfra.TopicEnv(names), "FP_KAFKA_BROKERS", kc.Brokers.String(), "FP_REDIS_ADDR", testinfra.Redis(t).Addrs.String(),
+		"FP_CONSUMER_GROUP", group, "FP_DRAIN_TIMEOUT", "5s")
+	_, stop = testinfra.StartService(t, "stitcher", &service{}, env)
+	return stop
 }
 
 // TestTwoDevicesBecomeOneProfile streams a person's anonymous browsing on
