@@ -173,6 +173,7 @@ for b in $batches; do
 done
 
 mkdir -p "$out_dir"
+cp "$work/collector.log" "$out_dir/collector.log" # warnings only: why a request got no 200
 jq -s --arg host "$(hostname)" --argjson cpus "$(nproc)" --argjson env_bytes "$envelope_bytes" \
 	--argjson ev_bytes "$event_bytes" --argjson perf "$perf_rate" --argjson perf_p50 "${perf_p50:-0}" \
 	--argjson perf_p99 "${perf_p99:-0}" --argjson records "$records" --arg perf_line "$perf_line" \
@@ -194,4 +195,7 @@ jq -s --arg host "$(hostname)" --argjson cpus "$(nproc)" --argjson env_bytes "$e
 	done
 	printf '\n(producer p50/p99: per-record latency; collector p50/p99: per request. load: 1-min load average\n'
 	printf 'when the run started; other work on the machine skews the numbers.)\nJSON: %s\n' "$out_dir/collector.json"
+	if [ "$(wc -l <"$out_dir/collector.log")" -gt 0 ]; then
+		printf 'collector warnings: %d lines in %s\n' "$(wc -l <"$out_dir/collector.log")" "$out_dir/collector.log"
+	fi
 }

@@ -10,6 +10,8 @@
 package segmentapi
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -309,7 +311,7 @@ func parseEvent(v *fastjson.Value, typ eventv1.EventType, index int, receivedAt,
 		ev.Timestamp = timestamppb.New(EventTime(receivedAt, sentAt, orig))
 	}
 	if ev.MessageId == "" {
-		ev.MessageId = uuid.NewString()
+		ev.MessageId = messageID(raw, sentAt, ev.OriginalTimestamp != nil)
 	}
 
 	ev.PropertiesJson = objectJSON(obj.Get("properties"))
@@ -332,6 +334,21 @@ func parseEvent(v *fastjson.Value, typ eventv1.EventType, index int, receivedAt,
 		}
 	}
 	return Message{Raw: raw, Event: ev, SentAt: sentAt}, nil
+}
+
+// messageID fills in a missing messageId. When the event carries its own
+// client time, the id is derived from its bytes and sentAt, so a sender that
+// retries the same request after a 503 produces the same id and the retry is
+// deduplicated; without any client time two identical calls may well be two
+// real events, so they get random ids, as Segment does.
+func messageID(raw []byte, sentAt time.Time, hasClientTime bool) string {
+	if !hasClientTime {
+		return uuid.NewString()
+	}
+	h := sha256.New()
+	h.Write(raw)
+	h.Write([]byte(sentAt.UTC().Format(time.RFC3339Nano)))
+	return "fp-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // EventTime applies Segment's clock-skew correction: the device clock may be

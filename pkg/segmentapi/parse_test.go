@@ -201,6 +201,25 @@ func TestParseRejects(t *testing.T) {
 	}
 }
 
+func TestMissingMessageIDIsStableAcrossRetries(t *testing.T) {
+	withTime := []byte(`{"userId":"u","event":"x","timestamp":"2026-11-23T11:00:00Z","sentAt":"2026-11-23T11:00:01Z"}`)
+	a, _ := Parse(CallTrack, withTime, received, DefaultLimits())
+	b, _ := Parse(CallTrack, withTime, received.Add(time.Minute), DefaultLimits()) // the retry arrives later
+	if a.Messages[0].Event.MessageId != b.Messages[0].Event.MessageId || !strings.HasPrefix(a.Messages[0].Event.MessageId, "fp-") {
+		t.Fatalf("retry got another id: %s vs %s", a.Messages[0].Event.MessageId, b.Messages[0].Event.MessageId)
+	}
+	other, _ := Parse(CallTrack, []byte(`{"userId":"u","event":"y","timestamp":"2026-11-23T11:00:00Z","sentAt":"2026-11-23T11:00:01Z"}`), received, DefaultLimits())
+	if other.Messages[0].Event.MessageId == a.Messages[0].Event.MessageId {
+		t.Fatal("different events share an id")
+	}
+	noTime := []byte(`{"userId":"u","event":"x"}`)
+	c, _ := Parse(CallTrack, noTime, received, DefaultLimits())
+	d, _ := Parse(CallTrack, noTime, received, DefaultLimits())
+	if c.Messages[0].Event.MessageId == d.Messages[0].Event.MessageId {
+		t.Fatal("two calls without any client time may be two real events: they need distinct ids")
+	}
+}
+
 func TestEventTime(t *testing.T) {
 	r := received
 	tests := []struct {

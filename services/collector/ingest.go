@@ -181,7 +181,7 @@ func (in *ingestor) ingest(ctx context.Context, call segmentapi.Call, body []byt
 	if err != nil {
 		in.m.events.WithLabelValues(label, "rejected", "kafka_unavailable").Add(float64(n))
 		in.log.Warn("kafka did not acknowledge; answering 503", "source", label, "events", n, "request_id", meta.requestID, "err", err)
-		o := fail(http.StatusServiceUnavailable, "unavailable", "events not stored: the event bus did not acknowledge them in time; retry")
+		o := fail(http.StatusServiceUnavailable, "unavailable", "the event bus did not acknowledge the events in time, so they may not have been stored; retry the same request (events are deduplicated by messageId)")
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			o.message = "request cancelled before the events were acknowledged; retry"
 		}
