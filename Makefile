@@ -63,9 +63,16 @@ fuzz: ## run every fuzz target for FUZZTIME each
 			echo "=== $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done; done) || exit 1; done
 
 .PHONY: bench
-bench: servers ## benchmarks of every module against real servers
+bench: bench-go bench-collector ## every benchmark: Go benchmarks, then the collector against Kafka's own producer
+
+.PHONY: bench-go
+bench-go: servers ## Go benchmarks of every module against the real servers
 	@$(WITH_SERVERS) for m in $(MODULES); do \
 		(cd $$m && go test -run '^$$' -bench . -benchmem ./...) || exit 1; done
+
+.PHONY: bench-collector
+bench-collector: servers ## collector events/s, p50/p99, peak RSS at batch 1/20/100 vs ProducerPerformance (.local/bench/collector.json)
+	@deploy/bench/collector.sh
 
 .PHONY: proto
 proto: ## regenerate Go code from proto/ with the pinned generators
