@@ -10,15 +10,28 @@ import (
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
 )
 
+// client has a transport of its own: kafka-go's shared default caches topic
+// metadata for seconds, and a test's freshly created topics must be seen.
 func client(kc kafkaclient.Config) *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(kc.Brokers...), Timeout: 10 * time.Second}
+	return &kafka.Client{Addr: kafka.TCP(kc.Brokers...), Timeout: 10 * time.Second, Transport: &kafka.Transport{MetadataTTL: time.Second}}
 }
 
 func partitions(ctx context.Context, t testing.TB, cl *kafka.Client, topic string) []int {
 	t.Helper()
-	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil || len(md.Topics) != 1 || md.Topics[0].Error != nil {
-		t.Fatalf("metadata of %s: %v", topic, err)
+	var md *kafka.MetadataResponse
+	var err error
+	for attempt := 0; ; attempt++ {
+		md, err = cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		if err == nil && len(md.Topics) == 1 && md.Topics[0].Error == nil && len(md.Topics[0].Partitions) > 0 {
+			break
+		}
+		if attempt == 50 || ctx.Err() != nil {
+			if err == nil && len(md.Topics) == 1 {
+				err = md.Topics[0].Error
+			}
+			t.Fatalf("metadata of %s: %v", topic, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	var ps []int
 	for _, p := range md.Topics[0].Partitions {

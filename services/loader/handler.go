@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/firstparty/firstparty/pkg/kafkaclient"
+	"github.com/firstparty/firstparty/pkg/stage"
+	"github.com/firstparty/firstparty/pkg/topics"
+	eventv1 "github.com/firstparty/firstparty/proto/event/v1"
+	profilev1 "github.com/firstparty/firstparty/proto/profile/v1"
+	segmentv1 "github.com/firstparty/firstparty/proto/segment/v1"
+)
+
+// Tables the loader writes, with their insert statements' column lists.
+var (
+	eventsTable      = table{"events", columnsOf(eventRow{})}
+	rejectedTable    = table{"rejected_events", columnsOf(rejectedRow{})}
+	changesTable     = table{"profile_changes", columnsOf(profileChangeRow{})}
+	membershipsTable = table{"segment_memberships", columnsOf(membershipRow{})}
+	identitiesTable  = table{"identities", columnsOf(identityRow{})}
+	loadedTables     = []table{eventsTable, rejectedTable, changesTable, membershipsTable, identitiesTable}
+)
+
+type table struct {
+	name    string
+	columns []string
+}
+
+// insertSQL names every column: clickhouse-go's batch insert needs the
+// explicit list on 18.16.
+func (t table) insertSQL() string {
+	return "INSERT INTO " + t.name + " (" + strings.Join(t.columns, ", ") + ")"
+}
+
+// handler turns one Kafka batch into one insert per table. The inserts
+// happen inside Handle, so the runner commits the offsets only after
+// ClickHouse acknowledged every row; an insert error fails the batch, which
+// the runner retries whole (the tables collapse the rows written twice).
+// A message that cannot be decoded becomes a rejected_events row; it never
+// blocks the stage.
+type handler struct {
+	conn       driver.Conn
+	topics     topics.Names
+	identities identityStore
+	clock      versionClock
+	now        func() time.Time
+	m          *metrics
+}
+
+func newHandler(conn driver.Conn, t topics.Names, reg prometheus.Registerer) *handler {
+	return &handler{
+		conn: conn, topics: t, identities: identityStore{conn},
+		clock: versionClock{now: time.Now}, now: time.Now, m: newMetrics(reg),
+	}
+}
+
+// rowsBatch holds one Kafka batch's rows, table by table.
+type rowsBatch struct {
+	events      []eventRow
+	rejected    []rejectedRow
+	changes     []profileChangeRow
+	changeMsgs  []*profilev1.ProfileChange
+	memberships []membershipRow
+}
+
+func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Result, error) {
+	rb := h.convert(batch)
+	ids, err := h.identities.identityRows(ctx, rb.changeMsgs, &h.clock)
+	if err != nil {
+		h.m.insertErrors.WithLabelValues(identitiesTable.name).Inc()
+		return stage.Result{}, err
+	}
+	if err := insert(ctx, h, eventsTable, rb.events); err != nil {
+		return stage.Result{}, err
+	}
+	if err := insert(ctx, h, rejectedTable, rb.rejected); err != nil {
+		return stage.Result{}, err
+	}
+	if err := insert(ctx, h, changesTable, rb.changes); err != nil {
+		return stage.Result{}, err
+	}
+	if err := insert(ctx, h, membershipsTable, rb.memberships); err != nil {
+		return stage.Result{}, err
+	}
+	if err := insert(ctx, h, identitiesTable, ids); err != nil {
+		return stage.Result{}, err
+	}
+	return stage.Result{}, nil
+}
+
+// convert decodes every message into its table's row; what cannot be
+// decoded or lacks its ids becomes a rejected_events row.
+func (h *handler) convert(batch []kafka.Message) rowsBatch {
+	var rb rowsBatch
+	loadedAt := h.now()
+	for _, msg := range batch {
+		m := meta{traceID: kafkaclient.TraceID(msg), loadedAt: loadedAt, msgTime: msg.Time}
+		if m.msgTime.IsZero() {
+			m.msgTime = loadedAt
+		}
+		bad := func(err error, ids [3]string) {
+			h.m.undecodable.WithLabelValues(msg.Topic).Inc()
+			rb.rejected = append(rb.rejected, newUndecodableRow(msg, err, ids, m))
+		}
+		switch msg.Topic {
+		case h.topics.Resolved:
+			env := &eventv1.Envelope{}
+			if err := proto.Unmarshal(msg.Value, env); err != nil {
+				bad(fmt.Errorf("decoding Envelope: %w", err), [3]string{})
+				continue
+			}
+			row, err := newEventRow(env, m)
+			if err != nil {
+				bad(err, [3]string{env.WorkspaceId, env.SourceId, env.MessageId})
+				continue
+			}
+			rb.events = append(rb.events, row)
+		case h.topics.Invalid:
+			rej := &eventv1.Rejection{}
+			if err := proto.Unmarshal(msg.Value, rej); err != nil {
+				bad(fmt.Errorf("decoding Rejection: %w", err), [3]string{})
+				continue
+			}
+			rb.rejected = append(rb.rejected, newRejectedRow(rej, msg.Value, origin(msg), m))
+		case h.topics.Profiles:
+			c := &profilev1.ProfileChange{}
+			if err := proto.Unmarshal(msg.Value, c); err != nil {
+				bad(fmt.Errorf("decoding ProfileChange: %w", err), [3]string{})
+				continue
+			}
+			row, err := newProfileChangeRow(c, m)
+			if err != nil {
+				bad(err, [3]string{c.WorkspaceId, "", c.ChangeId})
+				continue
+			}
+			rb.changes = append(rb.changes, row)
+			rb.changeMsgs = append(rb.changeMsgs, c)
+		case h.topics.Membership:
+			s := &segmentv1.Membership{}
+			if err := proto.Unmarshal(msg.Value, s); err != nil {
+				bad(fmt.Errorf("decoding Membership: %w", err), [3]string{})
+				continue
+			}
+			row, err := newMembershipRow(s, m)
+			if err != nil {
+				bad(err, [3]string{s.WorkspaceId, "", s.MembershipId})
+				continue
+			}
+			rb.memberships = append(rb.memberships, row)
+		default:
+			bad(fmt.Errorf("the loader does not read topic %q", msg.Topic), [3]string{})
+		}
+	}
+	return rb
+}
+
+func origin(m kafka.Message) string {
+	return fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset)
+}
+
+// insert writes rows to t as one batch; ClickHouse has them when it returns
+// nil.
+func insert[R any](ctx context.Context, h *handler, t table, rows []R) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	start := time.Now()
+	err := sendBatch(ctx, h.conn, t, rows)
+	h.m.insertSeconds.WithLabelValues(t.name).Observe(time.Since(start).Seconds())
+	if err != nil {
+		h.m.insertErrors.WithLabelValues(t.name).Inc()
+		return fmt.Errorf("inserting %d rows into %s: %w", len(rows), t.name, err)
+	}
+	h.m.rows.WithLabelValues(t.name).Add(float64(len(rows)))
+	return nil
+}
+
+func sendBatch[R any](ctx context.Context, conn driver.Conn, t table, rows []R) error {
+	b, err := conn.PrepareBatch(ctx, t.insertSQL())
+	if err != nil {
+		return err
+	}
+	for i := range rows {
+		if err := b.AppendStruct(&rows[i]); err != nil {
+			_ = b.Abort()
+			return err
+		}
+	}
+	return b.Send()
+}
+
+type metrics struct {
+	rows          *prometheus.CounterVec
+	insertSeconds *prometheus.HistogramVec
+	insertErrors  *prometheus.CounterVec
+	undecodable   *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firstparty_loader_rows_total", Help: "Rows ClickHouse acknowledged, by table (a retried batch counts again).",
+		}, []string{"table"}),
+		insertSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "firstparty_loader_insert_duration_seconds", Help: "Time of one batch insert into one table, failed ones included.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}, []string{"table"}),
+		insertErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firstparty_loader_insert_errors_total", Help: "Batch inserts (or identity reads) ClickHouse failed, by table; the batch is retried.",
+		}, []string{"table"}),
+		undecodable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firstparty_loader_undecodable_total", Help: "Messages that could not be loaded as a row of their table, by topic; each became a rejected_events row (stage loader, format_violation).",
+		}, []string{"topic"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.rows, m.insertSeconds, m.insertErrors, m.undecodable)
+	}
+	return m
+}
