@@ -1,0 +1,395 @@
+package segments
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/cel-go/cel"
+	"sigs.k8s.io/yaml"
+)
+
+// Limits that keep one segment's state and evaluation cost bounded.
+const (
+	MaxAggregates     = 32
+	MaxWindow         = 400 * 24 * time.Hour
+	MinWindow         = time.Minute
+	MaxExpressionSize = 4096 // bytes, per CEL expression
+	defaultRecheck    = time.Hour
+	celCostLimit      = 100_000
+)
+
+var (
+	idPattern   = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+	namePattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,63}$`)
+	undeclared  = regexp.MustCompile(`undeclared reference to '([^']+)'`)
+)
+
+// reserved are the condition's built-in variables and CEL's reserved words;
+// aggregates may not take these names.
+var reserved = map[string]bool{
+	"traits": true, "identities": true, "first_seen": true, "last_seen": true, "now": true,
+	"properties": true,
+	"true":       true, "false": true, "null": true, "in": true, "as": true, "break": true,
+	"const": true, "continue": true, "else": true, "for": true, "function": true, "if": true,
+	"import": true, "let": true, "loop": true, "package": true, "namespace": true,
+	"return": true, "var": true, "void": true, "while": true,
+}
+
+// kind is the compiled form of an aggregate's kind.
+type kind uint8
+
+const (
+	kindCount kind = iota + 1
+	kindSum
+	kindFirstSeen
+	kindLastSeen
+	kindAbsence
+	kindInactive
+)
+
+// matcher is a compiled event selector.
+type matcher struct {
+	event, typ string
+	where      cel.Program // nil: no filter
+}
+
+func (m *matcher) matchesName(ev *Event) bool {
+	return (m.event == "" || m.event == ev.Name) && (m.typ == "" || m.typ == ev.Type)
+}
+
+// aggregate is one compiled aggregate.
+type aggregate struct {
+	name    string
+	kind    kind
+	hash    string // fingerprint of the definition: state built by another definition is discarded
+	match   matcher
+	missing matcher // absence only
+	path    []string
+	within  time.Duration
+	width   time.Duration // bucket width for windowed count/sum; 0 = all time
+}
+
+func (a *aggregate) windowed() bool { return a.width > 0 }
+
+// Segment is a compiled, validated segment definition. It is immutable and
+// safe for concurrent use.
+type Segment struct {
+	ID      string
+	Version uint32
+	Name    string
+	Def     Definition
+
+	aggs     []*aggregate // only those the condition reads, sorted by name
+	byName   map[string]*aggregate
+	prg      cel.Program
+	readsNow bool
+	recheck  time.Duration
+}
+
+// Aggregates returns the names of the aggregates the condition reads.
+func (s *Segment) Aggregates() []string {
+	out := make([]string, len(s.aggs))
+	for i, a := range s.aggs {
+		out[i] = a.name
+	}
+	return out
+}
+
+func newEnv(opts ...cel.EnvOption) (*cel.Env, error) {
+	base := []cel.EnvOption{
+		cel.CrossTypeNumericComparisons(true),
+		cel.ParserExpressionSizeLimit(MaxExpressionSize),
+		cel.ParserRecursionLimit(100),
+	}
+	return cel.NewEnv(append(base, opts...)...)
+}
+
+var whereEnv = func() *cel.Env {
+	env, err := newEnv(cel.Variable("properties", cel.MapType(cel.StringType, cel.DynType)))
+	if err != nil {
+		panic(err)
+	}
+	return env
+}()
+
+// Compile parses and validates a segment definition (YAML or JSON) and
+// compiles its CEL. Every error names the field at fault and how to fix it.
+func Compile(def []byte) (*Segment, error) {
+	var d Definition
+	if err := yaml.UnmarshalStrict(def, &d); err != nil {
+		return nil, fmt.Errorf("parsing segment definition: %w", err)
+	}
+	return CompileDefinition(d)
+}
+
+// CompileDefinition validates and compiles an already-decoded definition.
+func CompileDefinition(d Definition) (*Segment, error) {
+	if !idPattern.MatchString(d.ID) {
+		return nil, fmt.Errorf("id %q: must be 1-64 characters of a-z, 0-9, _ and -", d.ID)
+	}
+	errf := func(format string, args ...any) error {
+		return fmt.Errorf("segment %s: "+format, append([]any{d.ID}, args...)...)
+	}
+	if d.Version == 0 {
+		return nil, errf("version: must be 1 or more")
+	}
+	if strings.TrimSpace(d.Name) == "" {
+		return nil, errf("name: must not be empty")
+	}
+	if strings.TrimSpace(d.Condition) == "" {
+		return nil, errf("condition: must not be empty")
+	}
+	if len(d.Aggregates) > MaxAggregates {
+		return nil, errf("aggregates: %d declared, at most %d allowed", len(d.Aggregates), MaxAggregates)
+	}
+	recheck := time.Duration(d.Recheck)
+	switch {
+	case recheck == 0:
+		recheck = defaultRecheck
+	case recheck < MinWindow:
+		return nil, errf("recheck: %s is shorter than %s", recheck, MinWindow)
+	}
+
+	names := make([]string, 0, len(d.Aggregates))
+	for n := range d.Aggregates {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	all := make(map[string]*aggregate, len(names))
+	vars := []cel.EnvOption{
+		cel.Variable("traits", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("identities", cel.ListType(cel.StringType)),
+		cel.Variable("first_seen", cel.TimestampType),
+		cel.Variable("last_seen", cel.TimestampType),
+		cel.Variable("now", cel.TimestampType),
+	}
+	for _, n := range names {
+		if n == "true" || n == "false" {
+			return nil, errf("aggregate %q: YAML reads y, n, yes, no, on and off as booleans; quote the name or choose another", n)
+		}
+		if !namePattern.MatchString(n) || reserved[n] {
+			return nil, errf("aggregate %q: name must match [a-z_][a-z0-9_]{0,63} and not be a built-in variable or CEL keyword", n)
+		}
+		a, err := compileAggregate(n, d.Aggregates[n])
+		if err != nil {
+			return nil, errf("aggregate %s: %w", n, err)
+		}
+		all[n] = a
+		vars = append(vars, cel.Variable(n, a.celType()))
+	}
+
+	env, err := newEnv(vars...)
+	if err != nil {
+		return nil, errf("building CEL environment: %w", err)
+	}
+	ast, iss := env.Compile(d.Condition)
+	if iss != nil && iss.Err() != nil {
+		return nil, errf("condition: %w", celIssues(iss, "declare it under aggregates, or read a trait as traits.NAME"))
+	}
+	if t := ast.OutputType(); !t.IsExactType(cel.BoolType) && !t.IsExactType(cel.DynType) {
+		return nil, errf("condition: must be a bool, but it is %s", t)
+	}
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(celCostLimit))
+	if err != nil {
+		return nil, errf("condition: %w", err)
+	}
+
+	used := map[string]bool{}
+	for _, ref := range ast.NativeRep().ReferenceMap() {
+		if ref != nil && ref.Name != "" {
+			used[ref.Name] = true
+		}
+	}
+	s := &Segment{ID: d.ID, Version: d.Version, Name: d.Name, Def: d, prg: prg, readsNow: used["now"], recheck: recheck}
+	var unused []string
+	s.byName = make(map[string]*aggregate, len(names))
+	for _, n := range names {
+		if used[n] {
+			s.aggs = append(s.aggs, all[n])
+			s.byName[n] = all[n]
+		} else {
+			unused = append(unused, n)
+		}
+	}
+	if len(unused) > 0 {
+		return nil, errf("aggregates %s: declared but not used in the condition; remove them or use them", strings.Join(unused, ", "))
+	}
+	return s, nil
+}
+
+// celIssues turns CEL issues into one error, naming undeclared variables.
+func celIssues(iss *cel.Issues, hint string) error {
+	var unknown []string
+	for _, e := range iss.Errors() {
+		if m := undeclared.FindStringSubmatch(e.Message); m != nil && !slices.Contains(unknown, m[1]) {
+			unknown = append(unknown, m[1])
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("unknown name(s) %s (%s):\n%s", strings.Join(unknown, ", "), hint, iss.String())
+	}
+	return errors.New(iss.String())
+}
+
+func (a *aggregate) celType() *cel.Type {
+	switch a.kind {
+	case kindCount:
+		return cel.IntType
+	case kindSum:
+		return cel.DoubleType
+	case kindFirstSeen, kindLastSeen:
+		return cel.TimestampType
+	default:
+		return cel.BoolType
+	}
+}
+
+func compileAggregate(name string, d AggregateDef) (*aggregate, error) {
+	a := &aggregate{name: name}
+	set := 0
+	var err error
+	if d.Count != nil {
+		set++
+		a.kind = kindCount
+		a.match, err = compileMatch(d.Count.Match, "")
+		if err == nil {
+			err = a.setWindow(time.Duration(d.Count.Within), false)
+		}
+	}
+	if d.Sum != nil {
+		set++
+		a.kind = kindSum
+		a.match, err = compileMatch(d.Sum.Match, "")
+		if err == nil {
+			err = a.setWindow(time.Duration(d.Sum.Within), false)
+		}
+		if err == nil {
+			a.path, err = propertyPath(d.Sum.Property)
+		}
+	}
+	if d.FirstSeen != nil {
+		set++
+		a.kind = kindFirstSeen
+		a.match, err = compileMatch(d.FirstSeen.Match, "")
+	}
+	if d.LastSeen != nil {
+		set++
+		a.kind = kindLastSeen
+		a.match, err = compileMatch(d.LastSeen.Match, "")
+	}
+	if d.Absence != nil {
+		set++
+		a.kind = kindAbsence
+		ab := d.Absence
+		if ab.After == "" || ab.Missing == "" {
+			return nil, errors.New("absence: both after and missing event names are required")
+		}
+		a.match, err = compileMatch(Match{Event: ab.After, Type: ab.AfterType, Where: ab.Where}, "where: ")
+		if err == nil {
+			a.missing, err = compileMatch(Match{Event: ab.Missing, Type: ab.MissingType, Where: ab.MissingWhere}, "missing_where: ")
+		}
+		if err == nil {
+			err = a.setWindow(time.Duration(ab.Within), true)
+		}
+		a.width = 0
+	}
+	if d.Inactive != nil {
+		set++
+		a.kind = kindInactive
+		a.match, err = compileMatch(d.Inactive.Match, "")
+		if err == nil {
+			err = a.setWindow(time.Duration(d.Inactive.Within), true)
+		}
+		a.width = 0
+	}
+	switch {
+	case set == 0:
+		return nil, errors.New("no kind: set exactly one of count, sum, first_seen, last_seen, absence, inactive")
+	case set > 1:
+		return nil, errors.New("several kinds: set exactly one of count, sum, first_seen, last_seen, absence, inactive")
+	case err != nil:
+		return nil, err
+	}
+	canon, _ := json.Marshal(d)
+	h := fnv.New64a()
+	h.Write(canon)
+	a.hash = strconv.FormatUint(h.Sum64(), 36)
+	return a, nil
+}
+
+// setWindow validates a window and picks the bucket width (see the package
+// comment for the precision each width gives).
+func (a *aggregate) setWindow(w time.Duration, required bool) error {
+	switch {
+	case w == 0 && !required:
+		return nil
+	case w == 0:
+		return errors.New("within: required (for example \"1h\" or \"30d\")")
+	case w < MinWindow:
+		return fmt.Errorf("within: %s is shorter than the minimum %s", w, MinWindow)
+	case w > MaxWindow:
+		return fmt.Errorf("within: %s is longer than the maximum %s (400 days)", w, MaxWindow)
+	case w%time.Millisecond != 0:
+		return fmt.Errorf("within: %s must be whole milliseconds", w)
+	}
+	a.within = w
+	switch {
+	case w <= 6*time.Hour:
+		a.width = time.Minute
+	case w <= 7*24*time.Hour:
+		a.width = time.Hour
+	default:
+		a.width = 24 * time.Hour
+	}
+	return nil
+}
+
+func compileMatch(m Match, field string) (matcher, error) {
+	out := matcher{event: m.Event, typ: m.Type}
+	switch m.Type {
+	case "", "track", "page", "screen", "identify", "group", "alias":
+	default:
+		return out, fmt.Errorf("type %q: must be one of track, page, screen, identify, group, alias", m.Type)
+	}
+	if strings.TrimSpace(m.Where) == "" {
+		return out, nil
+	}
+	if field == "" {
+		field = "where: "
+	}
+	ast, iss := whereEnv.Compile(m.Where)
+	if iss != nil && iss.Err() != nil {
+		return out, fmt.Errorf("%s%w", field, celIssues(iss, "a filter reads only properties, e.g. properties.category"))
+	}
+	if t := ast.OutputType(); !t.IsExactType(cel.BoolType) && !t.IsExactType(cel.DynType) {
+		return out, fmt.Errorf("%smust be a bool, but it is %s", field, t)
+	}
+	prg, err := whereEnv.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(celCostLimit))
+	if err != nil {
+		return out, fmt.Errorf("%s%w", field, err)
+	}
+	out.where = prg
+	return out, nil
+}
+
+func propertyPath(p string) ([]string, error) {
+	p = strings.TrimPrefix(p, "properties.")
+	if p == "" {
+		return nil, errors.New("sum: property is required (for example revenue)")
+	}
+	parts := strings.Split(p, ".")
+	for _, s := range parts {
+		if s == "" {
+			return nil, fmt.Errorf("property %q: empty path segment", p)
+		}
+	}
+	return parts, nil
+}
