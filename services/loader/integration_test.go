@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -19,7 +17,6 @@ import (
 
 	"github.com/firstparty/firstparty/pkg/app"
 	"github.com/firstparty/firstparty/pkg/chclient"
-	"github.com/firstparty/firstparty/pkg/config"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
 	"github.com/firstparty/firstparty/pkg/testinfra"
 	"github.com/firstparty/firstparty/pkg/topics"
@@ -39,75 +36,21 @@ type loaderRun struct {
 // FP_CONSUMER_BATCH_SIZE, …).
 func runLoader(t testing.TB, kc kafkaclient.Config, cc chclient.Config, names topics.Names, group string, extra map[string]string) loaderRun {
 	t.Helper()
-	env := map[string]string{
-		"FP_KAFKA_BROKERS": kc.Brokers.String(), "FP_KAFKA_PARTITIONS": "3",
-		"FP_CLICKHOUSE_ADDR": cc.Addrs.String(), "FP_CLICKHOUSE_DATABASE": cc.Database,
-		"FP_CONSUMER_GROUP": group, "FP_DRAIN_TIMEOUT": "5s", "FP_CONSUMER_SESSION_TIMEOUT": "6s",
-		"FP_TOPIC_RAW": names.Raw, "FP_TOPIC_VALID": names.Valid, "FP_TOPIC_INVALID": names.Invalid,
-		"FP_TOPIC_RESOLVED": names.Resolved, "FP_TOPIC_PROFILES": names.Profiles, "FP_TOPIC_MEMBERSHIP": names.Membership,
-	}
+	env := testinfra.With(testinfra.TopicEnv(names),
+		"FP_KAFKA_BROKERS", kc.Brokers.String(), "FP_KAFKA_PARTITIONS", "3",
+		"FP_CLICKHOUSE_ADDR", cc.Addrs.String(), "FP_CLICKHOUSE_DATABASE", cc.Database,
+		"FP_CONSUMER_GROUP", group, "FP_DRAIN_TIMEOUT", "5s", "FP_CONSUMER_SESSION_TIMEOUT", "6s")
 	for k, v := range extra {
 		env[k] = v
 	}
-	s := &service{}
-	fs := flag.NewFlagSet("loader", flag.ContinueOnError)
-	var ac app.Config
-	ac.RegisterFlags(fs, "127.0.0.1:0")
-	s.RegisterFlags(fs)
-	if err := config.Parse(fs, nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
-		t.Fatal(err)
-	}
-	if err := config.ValidateAll(&ac, s); err != nil {
-		t.Fatal(err)
-	}
-	a := app.New("loader", ac, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.Start(ctx, a); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	return loaderRun{app: a, stop: func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("loader stopped with error: %v", err)
-		}
-	}}
+	a, stop := testinfra.StartService(t, "loader", &service{}, env)
+	return loaderRun{app: a, stop: stop}
 }
 
 func waitLoaded(t *testing.T, kc kafkaclient.Config, names topics.Names, group string) {
 	t.Helper()
-	waitMetadata(t, kc, names)
 	for _, topic := range []string{names.Resolved, names.Invalid, names.Profiles, names.Membership} {
 		testinfra.WaitCaughtUp(t, kc, group, topic, 60*time.Second)
-	}
-}
-
-// waitMetadata waits until kafka-go's shared transport, which testinfra's
-// WaitCaughtUp uses, lists the test's topics: it caches metadata for a few
-// seconds, so topics created after an earlier test in the same binary used
-// it are unknown to it for a while, and WaitCaughtUp would fail at once.
-func waitMetadata(t testing.TB, kc kafkaclient.Config, names topics.Names) {
-	t.Helper()
-	cl := &kafka.Client{Addr: kafka.TCP(kc.Brokers...), Timeout: 10 * time.Second}
-	all := []string{names.Resolved, names.Invalid, names.Profiles, names.Membership}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		md, err := cl.Metadata(context.Background(), &kafka.MetadataRequest{Topics: all})
-		ok := err == nil && len(md.Topics) == len(all)
-		if ok {
-			for _, tp := range md.Topics {
-				ok = ok && tp.Error == nil
-			}
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("topics %v not in the client's metadata after 30s: %v", all, err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -375,7 +318,6 @@ func TestRestartMidInsertLosesNothing(t *testing.T) {
 	t.Logf("first loader stopped after %d of %d events", partial, total)
 
 	second := runLoader(t, kc, cc, names, group, nil)
-	waitMetadata(t, kc, names)
 	testinfra.WaitCaughtUp(t, kc, group, names.Resolved, 60*time.Second)
 	second.stop()
 	if n := count(t, conn, "SELECT count() FROM events FINAL"); n != total {
@@ -429,7 +371,6 @@ func TestClickHouseErrorRetriesBatch(t *testing.T) {
 	if err := conn.Exec(ctx, "RENAME TABLE events_away TO events"); err != nil {
 		t.Fatal(err)
 	}
-	waitMetadata(t, kc, names)
 	testinfra.WaitCaughtUp(t, kc, group, names.Resolved, 60*time.Second)
 	run.stop()
 	run.stop = nil

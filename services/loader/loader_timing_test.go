@@ -92,7 +92,6 @@ func BenchmarkTopicToTable(b *testing.B) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
-	waitMetadata(b, kc, names)
 	testinfra.WaitCaughtUp(b, kc, group, names.Resolved, time.Minute)
 	run.stop()
 	if got := count(b, conn, "SELECT count() FROM events FINAL"); got != uint64(n) {
