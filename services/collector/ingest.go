@@ -111,7 +111,7 @@ func (in *ingestor) ingest(ctx context.Context, call segmentapi.Call, body []byt
 		if req.WriteKey == "" {
 			if len(perrs) > 0 && perrs[0].Index < 0 && req.WriteKey == "" {
 				// The body could not be read far enough to find a key.
-				return in.rejected(nil, call, body, meta, perrs)
+				return in.rejected(nil, body, meta, perrs)
 			}
 			return fail(http.StatusUnauthorized, "missing_write_key", "no write key: send it as the Basic-auth user name (password empty) or as \"writeKey\" in the body")
 		}
@@ -127,7 +127,7 @@ func (in *ingestor) ingest(ctx context.Context, call segmentapi.Call, body []byt
 		return o
 	}
 	if len(perrs) > 0 {
-		return in.rejected(src, call, body, meta, perrs)
+		return in.rejected(src, body, meta, perrs)
 	}
 
 	n := len(req.Messages)
@@ -195,7 +195,7 @@ func (in *ingestor) ingest(ctx context.Context, call segmentapi.Call, body []byt
 // rejected answers a request that failed validation and, for an
 // authenticated source, records the rejection on the dead-letter topic so
 // data-quality dashboards see what senders got wrong.
-func (in *ingestor) rejected(src *sources.Resolved, call segmentapi.Call, body []byte, meta requestMeta, errs []*segmentapi.Error) outcome {
+func (in *ingestor) rejected(src *sources.Resolved, body []byte, meta requestMeta, errs []*segmentapi.Error) outcome {
 	status := errs[0].Status
 	code := string(errs[0].Code)
 	msg := errs[0].Error()
@@ -207,13 +207,13 @@ func (in *ingestor) rejected(src *sources.Resolved, call segmentapi.Call, body [
 	if src != nil {
 		label = src.WorkspaceID + "/" + src.SourceID
 		o.source = label
-		in.deadLetter(src, call, body, meta, errs)
+		in.deadLetter(src, body, meta, errs)
 	}
 	in.m.events.WithLabelValues(label, "rejected", code).Inc()
 	return o
 }
 
-func (in *ingestor) deadLetter(src *sources.Resolved, call segmentapi.Call, body []byte, meta requestMeta, errs []*segmentapi.Error) {
+func (in *ingestor) deadLetter(src *sources.Resolved, body []byte, meta requestMeta, errs []*segmentapi.Error) {
 	vs := make([]*eventv1.Violation, 0, len(errs))
 	for _, e := range errs {
 		reason := eventv1.Reason_REASON_FORMAT_VIOLATION
@@ -249,7 +249,6 @@ func (in *ingestor) deadLetter(src *sources.Resolved, call segmentapi.Call, body
 		Headers: []kafka.Header{{Key: traceid.Header, Value: []byte(meta.traceID)}}}); err != nil {
 		in.log.Warn("recording a rejected request on the dead-letter topic failed", "request_id", meta.requestID, "err", err)
 	}
-	_ = call
 }
 
 // allow takes n events from the source's token bucket; when it is empty it
