@@ -84,7 +84,7 @@ func TestTwoDevicesBecomeOneProfile(t *testing.T) {
 		t.Fatalf("profile = %+v", prof)
 	}
 	// The last event landed on the surviving profile and a merge was announced.
-	resolved := read(t, kc, names.Resolved, len(stream), func() *eventv1.Envelope { return &eventv1.Envelope{} })
+	resolved, _ := testinfra.Read(t, kc, names.Resolved, len(stream), func() *eventv1.Envelope { return &eventv1.Envelope{} })
 	for _, r := range resolved {
 		if r.Resolution.GetProfileId() == "" {
 			t.Fatalf("event %s not resolved", r.MessageId)
@@ -93,7 +93,7 @@ func TestTwoDevicesBecomeOneProfile(t *testing.T) {
 			t.Fatalf("m5 resolved to %s, want the survivor %s", r.Resolution.ProfileId, prof.ID)
 		}
 	}
-	changes := read(t, kc, names.Profiles, int(testinfra.Count(t, kc, names.Profiles)), func() *profilev1.ProfileChange { return &profilev1.ProfileChange{} })
+	changes, _ := testinfra.Read(t, kc, names.Profiles, int(testinfra.Count(t, kc, names.Profiles)), func() *profilev1.ProfileChange { return &profilev1.ProfileChange{} })
 	merged := false
 	for _, c := range changes {
 		merged = merged || c.Kind == profilev1.ChangeKind_CHANGE_KIND_MERGED && c.ProfileId == prof.ID && c.CauseMessageId == "m5"
@@ -111,31 +111,4 @@ func TestTwoDevicesBecomeOneProfile(t *testing.T) {
 	if err != nil || again.Version != prof.Version || again.Counters["page"] != 3 {
 		t.Fatalf("replay changed the profile: %+v (was version %d)", again, prof.Version)
 	}
-}
-
-func read[T proto.Message](t *testing.T, kc kafkaclient.Config, topic string, n int, newT func() T) []T {
-	t.Helper()
-	cc := kafkaclient.ConsumerConfig{GroupID: testinfra.Unique(t) + "-read", BatchSize: 1000, BatchWait: 20 * time.Millisecond, SessionTimeout: 6 * time.Second}
-	c, err := kafkaclient.NewConsumer(kc, cc, nil, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out []T
-	for len(out) < n {
-		batch, err := c.FetchBatch(ctx)
-		if err != nil {
-			t.Fatalf("reading %s: %d of %d: %v", topic, len(out), n, err)
-		}
-		for _, m := range batch {
-			v := newT()
-			if err := proto.Unmarshal(m.Value, v); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, v)
-		}
-	}
-	return out
 }

@@ -118,7 +118,7 @@ func TestMixedStreamExactCounts(t *testing.T) {
 	}
 	n := testinfra.Count(t, kc, names.Invalid)
 	reasons := map[string]int{}
-	rejs := readAll(t, kc, names.Invalid, int(n), func() *eventv1.Rejection { return &eventv1.Rejection{} })
+	rejs, _ := testinfra.Read(t, kc, names.Invalid, int(n), func() *eventv1.Rejection { return &eventv1.Rejection{} })
 	for _, r := range rejs {
 		reasons[r.Violations[0].Reason.String()]++
 		if r.Stage != "validator" || r.Violations[0].Detail == "" {
@@ -149,36 +149,10 @@ func TestMixedStreamExactCounts(t *testing.T) {
 	stop()
 	if v, i := testinfra.Count(t, kc, names.Valid), testinfra.Count(t, kc, names.Invalid); v != 10 || i != 9 {
 		after := map[string]int{}
-		for _, r := range readAll(t, kc, names.Invalid, int(i), func() *eventv1.Rejection { return &eventv1.Rejection{} }) {
+		rejs, _ := testinfra.Read(t, kc, names.Invalid, int(i), func() *eventv1.Rejection { return &eventv1.Rejection{} })
+		for _, r := range rejs {
 			after[r.Violations[0].Reason.String()+" "+r.Envelope.GetMessageId()]++
 		}
 		t.Fatalf("after redelivery: valid %d, invalid %d; want 10 and 9 (redelivery must change nothing): %v", v, i, after)
 	}
-}
-
-func readAll[T proto.Message](t *testing.T, kc kafkaclient.Config, topic string, n int, newT func() T) []T {
-	t.Helper()
-	cc := kafkaclient.ConsumerConfig{GroupID: testinfra.Unique(t) + "-read", BatchSize: 1000, BatchWait: 20 * time.Millisecond, SessionTimeout: 6 * time.Second}
-	c, err := kafkaclient.NewConsumer(kc, cc, nil, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out []T
-	for len(out) < n {
-		batch, err := c.FetchBatch(ctx)
-		if err != nil {
-			t.Fatalf("reading %s: %d of %d: %v", topic, len(out), n, err)
-		}
-		for _, m := range batch {
-			v := newT()
-			if err := proto.Unmarshal(m.Value, v); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, v)
-		}
-	}
-	return out
 }
