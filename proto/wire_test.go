@@ -56,6 +56,8 @@ func TestWireCompatibility(t *testing.T) {
 		},
 		"membership": &segmentv1.Membership{MembershipId: "id", WorkspaceId: "w", SegmentId: "s", SegmentVersion: 3, ProfileId: "p",
 			Transition: segmentv1.Transition_TRANSITION_EXIT, OccurredAt: ts, EvaluatedAt: ts, CauseId: "c"},
+		"tick": &segmentv1.Tick{TickId: "t", WorkspaceId: "w", ProfileId: "p", Reason: segmentv1.TickReason_TICK_REASON_BACKFILL,
+			DueAt: ts, SegmentId: "s", SegmentVersion: 2},
 	}
 	for name, m := range messages {
 		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)

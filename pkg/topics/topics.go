@@ -24,6 +24,12 @@ const (
 	DefaultResolved   = "cdp.events.resolved"
 	DefaultProfiles   = "cdp.profiles.changes"
 	DefaultMembership = "cdp.segments.membership"
+	// DefaultTimers is the segmenter's own input: due timers and backfill
+	// requests become messages keyed by profile, so they are evaluated in
+	// order with the profile's events by the partition's owner.
+	DefaultTimers = "cdp.segments.timers"
+	// DefaultWebhooksDead holds webhook deliveries that failed for good.
+	DefaultWebhooksDead = "cdp.segments.webhooks.dead"
 )
 
 // Names are the topic names in use; each can be renamed by a flag or FP_TOPIC_*.
@@ -34,22 +40,27 @@ type Names struct {
 	Resolved   string
 	Profiles   string
 	Membership string
+	Timers     string
+	// WebhooksDead is the dead-letter topic of webhook deliveries.
+	WebhooksDead string
 }
 
 // Defaults returns the default names.
 func Defaults() Names {
-	return Names{DefaultRaw, DefaultValid, DefaultInvalid, DefaultResolved, DefaultProfiles, DefaultMembership}
+	return Names{Raw: DefaultRaw, Valid: DefaultValid, Invalid: DefaultInvalid, Resolved: DefaultResolved,
+		Profiles: DefaultProfiles, Membership: DefaultMembership, Timers: DefaultTimers, WebhooksDead: DefaultWebhooksDead}
 }
 
 // WithPrefix returns the names with prefix prepended, so tests and several
 // environments can share one broker without seeing each other's messages.
 func (n Names) WithPrefix(prefix string) Names {
-	return Names{prefix + n.Raw, prefix + n.Valid, prefix + n.Invalid, prefix + n.Resolved, prefix + n.Profiles, prefix + n.Membership}
+	return Names{Raw: prefix + n.Raw, Valid: prefix + n.Valid, Invalid: prefix + n.Invalid, Resolved: prefix + n.Resolved,
+		Profiles: prefix + n.Profiles, Membership: prefix + n.Membership, Timers: prefix + n.Timers, WebhooksDead: prefix + n.WebhooksDead}
 }
 
 // All lists every topic, for creation at start.
 func (n Names) All() []string {
-	return []string{n.Raw, n.Valid, n.Invalid, n.Resolved, n.Profiles, n.Membership}
+	return []string{n.Raw, n.Valid, n.Invalid, n.Resolved, n.Profiles, n.Membership, n.Timers, n.WebhooksDead}
 }
 
 func (n *Names) RegisterFlags(fs *flag.FlagSet) {
@@ -60,6 +71,8 @@ func (n *Names) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&n.Resolved, "topic.resolved", d.Resolved, "topic of events resolved to a profile")
 	fs.StringVar(&n.Profiles, "topic.profiles", d.Profiles, "topic of profile changes (merges, traits)")
 	fs.StringVar(&n.Membership, "topic.membership", d.Membership, "topic of segment enter/exit transitions")
+	fs.StringVar(&n.Timers, "topic.timers", d.Timers, "the segmenter's topic of due timers and backfill requests")
+	fs.StringVar(&n.WebhooksDead, "topic.webhooks-dead", d.WebhooksDead, "dead-letter topic of webhook deliveries that failed for good")
 }
 
 func (n *Names) Validate() error {
@@ -67,6 +80,7 @@ func (n *Names) Validate() error {
 	for flagName, v := range map[string]string{
 		"topic.raw": n.Raw, "topic.valid": n.Valid, "topic.invalid": n.Invalid,
 		"topic.resolved": n.Resolved, "topic.profiles": n.Profiles, "topic.membership": n.Membership,
+		"topic.timers": n.Timers, "topic.webhooks-dead": n.WebhooksDead,
 	} {
 		if err := validName(v); err != nil {
 			return config.Field(flagName, "%v", err)

@@ -6,7 +6,7 @@ import (
 )
 
 func TestDefaultsMatchArchitecture(t *testing.T) {
-	want := []string{"cdp.events.raw", "cdp.events.valid", "cdp.events.invalid", "cdp.events.resolved", "cdp.profiles.changes", "cdp.segments.membership"}
+	want := []string{"cdp.events.raw", "cdp.events.valid", "cdp.events.invalid", "cdp.events.resolved", "cdp.profiles.changes", "cdp.segments.membership", "cdp.segments.timers", "cdp.segments.webhooks.dead"}
 	got := Defaults().All()
 	for i := range want {
 		if got[i] != want[i] {

@@ -74,6 +74,58 @@ func (Transition) EnumDescriptor() ([]byte, []int) {
 	return file_segment_v1_segment_proto_rawDescGZIP(), []int{0}
 }
 
+// Why a Tick was sent.
+type TickReason int32
+
+const (
+	TickReason_TICK_REASON_UNSPECIFIED TickReason = 0
+	// A durable timer fell due (absence, inactivity, a window sliding).
+	TickReason_TICK_REASON_TIMER TickReason = 1
+	// A new or edited segment asks for the profile's initial membership.
+	TickReason_TICK_REASON_BACKFILL TickReason = 2
+)
+
+// Enum value maps for TickReason.
+var (
+	TickReason_name = map[int32]string{
+		0: "TICK_REASON_UNSPECIFIED",
+		1: "TICK_REASON_TIMER",
+		2: "TICK_REASON_BACKFILL",
+	}
+	TickReason_value = map[string]int32{
+		"TICK_REASON_UNSPECIFIED": 0,
+		"TICK_REASON_TIMER":       1,
+		"TICK_REASON_BACKFILL":    2,
+	}
+)
+
+func (x TickReason) Enum() *TickReason {
+	p := new(TickReason)
+	*p = x
+	return p
+}
+
+func (x TickReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TickReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_segment_v1_segment_proto_enumTypes[1].Descriptor()
+}
+
+func (TickReason) Type() protoreflect.EnumType {
+	return &file_segment_v1_segment_proto_enumTypes[1]
+}
+
+func (x TickReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TickReason.Descriptor instead.
+func (TickReason) EnumDescriptor() ([]byte, []int) {
+	return file_segment_v1_segment_proto_rawDescGZIP(), []int{1}
+}
+
 // Membership is one enter or exit transition.
 type Membership struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -187,6 +239,212 @@ func (x *Membership) GetCauseId() string {
 	return ""
 }
 
+// Tick asks the segmenter to evaluate one profile now, with no new event.
+// It travels on cdp.segments.timers keyed by profile id, so it is handled
+// in order with that profile's events by the instance that owns them.
+type Tick struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Deterministic (workspace, profile, reason, due or segment), so a tick
+	// sent twice has one effect.
+	TickId      string     `protobuf:"bytes,1,opt,name=tick_id,json=tickId,proto3" json:"tick_id,omitempty"`
+	WorkspaceId string     `protobuf:"bytes,2,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	ProfileId   string     `protobuf:"bytes,3,opt,name=profile_id,json=profileId,proto3" json:"profile_id,omitempty"`
+	Reason      TickReason `protobuf:"varint,4,opt,name=reason,proto3,enum=firstparty.segment.v1.TickReason" json:"reason,omitempty"`
+	// When the earliest timer of the profile fell due.
+	DueAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	// For backfill: the segment and version to fill.
+	SegmentId      string `protobuf:"bytes,6,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"`
+	SegmentVersion uint32 `protobuf:"varint,7,opt,name=segment_version,json=segmentVersion,proto3" json:"segment_version,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Tick) Reset() {
+	*x = Tick{}
+	mi := &file_segment_v1_segment_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tick) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tick) ProtoMessage() {}
+
+func (x *Tick) ProtoReflect() protoreflect.Message {
+	mi := &file_segment_v1_segment_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tick.ProtoReflect.Descriptor instead.
+func (*Tick) Descriptor() ([]byte, []int) {
+	return file_segment_v1_segment_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Tick) GetTickId() string {
+	if x != nil {
+		return x.TickId
+	}
+	return ""
+}
+
+func (x *Tick) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *Tick) GetProfileId() string {
+	if x != nil {
+		return x.ProfileId
+	}
+	return ""
+}
+
+func (x *Tick) GetReason() TickReason {
+	if x != nil {
+		return x.Reason
+	}
+	return TickReason_TICK_REASON_UNSPECIFIED
+}
+
+func (x *Tick) GetDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueAt
+	}
+	return nil
+}
+
+func (x *Tick) GetSegmentId() string {
+	if x != nil {
+		return x.SegmentId
+	}
+	return ""
+}
+
+func (x *Tick) GetSegmentVersion() uint32 {
+	if x != nil {
+		return x.SegmentVersion
+	}
+	return 0
+}
+
+// Pending holds transitions written to Redis before they were acknowledged
+// by Kafka, so a redelivered message emits them again (internal state).
+type Pending struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*Pending_Entry       `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Pending) Reset() {
+	*x = Pending{}
+	mi := &file_segment_v1_segment_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Pending) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Pending) ProtoMessage() {}
+
+func (x *Pending) ProtoReflect() protoreflect.Message {
+	mi := &file_segment_v1_segment_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Pending.ProtoReflect.Descriptor instead.
+func (*Pending) Descriptor() ([]byte, []int) {
+	return file_segment_v1_segment_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Pending) GetEntries() []*Pending_Entry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type Pending_Entry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message that caused them: topic/partition and offset.
+	Cause         string        `protobuf:"bytes,1,opt,name=cause,proto3" json:"cause,omitempty"`
+	Offset        int64         `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Memberships   []*Membership `protobuf:"bytes,3,rep,name=memberships,proto3" json:"memberships,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Pending_Entry) Reset() {
+	*x = Pending_Entry{}
+	mi := &file_segment_v1_segment_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Pending_Entry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Pending_Entry) ProtoMessage() {}
+
+func (x *Pending_Entry) ProtoReflect() protoreflect.Message {
+	mi := &file_segment_v1_segment_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Pending_Entry.ProtoReflect.Descriptor instead.
+func (*Pending_Entry) Descriptor() ([]byte, []int) {
+	return file_segment_v1_segment_proto_rawDescGZIP(), []int{2, 0}
+}
+
+func (x *Pending_Entry) GetCause() string {
+	if x != nil {
+		return x.Cause
+	}
+	return ""
+}
+
+func (x *Pending_Entry) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Pending_Entry) GetMemberships() []*Membership {
+	if x != nil {
+		return x.Memberships
+	}
+	return nil
+}
+
 var File_segment_v1_segment_proto protoreflect.FileDescriptor
 
 const file_segment_v1_segment_proto_rawDesc = "" +
@@ -207,12 +465,33 @@ const file_segment_v1_segment_proto_rawDesc = "" +
 	"\voccurred_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"occurredAt\x12=\n" +
 	"\fevaluated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vevaluatedAt\x12\x19\n" +
-	"\bcause_id\x18\t \x01(\tR\acauseId*S\n" +
+	"\bcause_id\x18\t \x01(\tR\acauseId\"\x97\x02\n" +
+	"\x04Tick\x12\x17\n" +
+	"\atick_id\x18\x01 \x01(\tR\x06tickId\x12!\n" +
+	"\fworkspace_id\x18\x02 \x01(\tR\vworkspaceId\x12\x1d\n" +
+	"\n" +
+	"profile_id\x18\x03 \x01(\tR\tprofileId\x129\n" +
+	"\x06reason\x18\x04 \x01(\x0e2!.firstparty.segment.v1.TickReasonR\x06reason\x121\n" +
+	"\x06due_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x12\x1d\n" +
+	"\n" +
+	"segment_id\x18\x06 \x01(\tR\tsegmentId\x12'\n" +
+	"\x0fsegment_version\x18\a \x01(\rR\x0esegmentVersion\"\xc5\x01\n" +
+	"\aPending\x12>\n" +
+	"\aentries\x18\x01 \x03(\v2$.firstparty.segment.v1.Pending.EntryR\aentries\x1az\n" +
+	"\x05Entry\x12\x14\n" +
+	"\x05cause\x18\x01 \x01(\tR\x05cause\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12C\n" +
+	"\vmemberships\x18\x03 \x03(\v2!.firstparty.segment.v1.MembershipR\vmemberships*S\n" +
 	"\n" +
 	"Transition\x12\x1a\n" +
 	"\x16TRANSITION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10TRANSITION_ENTER\x10\x01\x12\x13\n" +
-	"\x0fTRANSITION_EXIT\x10\x02B=Z;github.com/firstparty/firstparty/proto/segment/v1;segmentv1b\x06proto3"
+	"\x0fTRANSITION_EXIT\x10\x02*Z\n" +
+	"\n" +
+	"TickReason\x12\x1b\n" +
+	"\x17TICK_REASON_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11TICK_REASON_TIMER\x10\x01\x12\x18\n" +
+	"\x14TICK_REASON_BACKFILL\x10\x02B=Z;github.com/firstparty/firstparty/proto/segment/v1;segmentv1b\x06proto3"
 
 var (
 	file_segment_v1_segment_proto_rawDescOnce sync.Once
@@ -226,22 +505,30 @@ func file_segment_v1_segment_proto_rawDescGZIP() []byte {
 	return file_segment_v1_segment_proto_rawDescData
 }
 
-var file_segment_v1_segment_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_segment_v1_segment_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_segment_v1_segment_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_segment_v1_segment_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_segment_v1_segment_proto_goTypes = []any{
 	(Transition)(0),               // 0: firstparty.segment.v1.Transition
-	(*Membership)(nil),            // 1: firstparty.segment.v1.Membership
-	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
+	(TickReason)(0),               // 1: firstparty.segment.v1.TickReason
+	(*Membership)(nil),            // 2: firstparty.segment.v1.Membership
+	(*Tick)(nil),                  // 3: firstparty.segment.v1.Tick
+	(*Pending)(nil),               // 4: firstparty.segment.v1.Pending
+	(*Pending_Entry)(nil),         // 5: firstparty.segment.v1.Pending.Entry
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
 }
 var file_segment_v1_segment_proto_depIdxs = []int32{
 	0, // 0: firstparty.segment.v1.Membership.transition:type_name -> firstparty.segment.v1.Transition
-	2, // 1: firstparty.segment.v1.Membership.occurred_at:type_name -> google.protobuf.Timestamp
-	2, // 2: firstparty.segment.v1.Membership.evaluated_at:type_name -> google.protobuf.Timestamp
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	6, // 1: firstparty.segment.v1.Membership.occurred_at:type_name -> google.protobuf.Timestamp
+	6, // 2: firstparty.segment.v1.Membership.evaluated_at:type_name -> google.protobuf.Timestamp
+	1, // 3: firstparty.segment.v1.Tick.reason:type_name -> firstparty.segment.v1.TickReason
+	6, // 4: firstparty.segment.v1.Tick.due_at:type_name -> google.protobuf.Timestamp
+	5, // 5: firstparty.segment.v1.Pending.entries:type_name -> firstparty.segment.v1.Pending.Entry
+	2, // 6: firstparty.segment.v1.Pending.Entry.memberships:type_name -> firstparty.segment.v1.Membership
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_segment_v1_segment_proto_init() }
@@ -254,8 +541,8 @@ func file_segment_v1_segment_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_segment_v1_segment_proto_rawDesc), len(file_segment_v1_segment_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   1,
+			NumEnums:      2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
