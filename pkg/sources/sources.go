@@ -25,6 +25,12 @@
 //	          violations: block
 //	          unplanned: allow
 //	          events: {"Order Completed": {properties: {type: object, required: [order_id]}}}
+//	    segments:                            # see pkg/segments; compiled on load
+//	      - id: big-spenders
+//	        version: 1
+//	        name: Big spenders
+//	        condition: revenue_90d >= 500.0
+//	        aggregates: {revenue_90d: {sum: {event: "Order Completed", property: revenue, within: 90d}}}
 package sources
 
 import (
@@ -40,6 +46,7 @@ import (
 
 	"github.com/firstparty/firstparty/pkg/consent"
 	"github.com/firstparty/firstparty/pkg/pii"
+	"github.com/firstparty/firstparty/pkg/segments"
 	"github.com/firstparty/firstparty/pkg/standardize"
 	"github.com/firstparty/firstparty/pkg/trackingplan"
 )
@@ -57,6 +64,9 @@ type Workspace struct {
 	// HMAC secret; the secret itself never sits in the file.
 	PIISecretEnv string   `json:"pii_secret_env,omitempty"`
 	Sources      []Source `json:"sources"`
+	// Segments are the workspace's audiences (see pkg/segments for the
+	// language), compiled and checked on load.
+	Segments []segments.Definition `json:"segments,omitempty"`
 }
 
 type Source struct {
@@ -113,6 +123,25 @@ type Registry struct {
 	byKey    map[[32]byte]*Resolved
 	bySource map[[2]string]*Resolved // every defined source, enabled or not
 	count    int
+	// workspaces in file order, and their compiled segments.
+	workspaces []string
+	segments   map[string][]*segments.Segment
+}
+
+// Workspaces lists the workspace ids, in the file's order.
+func (r *Registry) Workspaces() []string {
+	if r == nil {
+		return nil
+	}
+	return r.workspaces
+}
+
+// Segments returns a workspace's compiled segments, in the file's order.
+func (r *Registry) Segments(workspace string) []*segments.Segment {
+	if r == nil {
+		return nil
+	}
+	return r.segments[workspace]
 }
 
 // Source returns the settings of a source by id; the validator uses it for
@@ -156,7 +185,7 @@ func Build(c Config) (*Registry, error) {
 
 // BuildWithEnv is Build with an explicit environment for secrets.
 func BuildWithEnv(c Config, lookupEnv func(string) (string, bool)) (*Registry, error) {
-	reg := &Registry{byKey: map[[32]byte]*Resolved{}, bySource: map[[2]string]*Resolved{}}
+	reg := &Registry{byKey: map[[32]byte]*Resolved{}, bySource: map[[2]string]*Resolved{}, segments: map[string][]*segments.Segment{}}
 	var errs []error
 	owner := map[[32]byte]string{}
 	seenWS := map[string]bool{}
@@ -169,6 +198,21 @@ func BuildWithEnv(c Config, lookupEnv func(string) (string, bool)) (*Registry, e
 			errs = append(errs, fmt.Errorf("workspace %q is defined twice", ws.ID))
 		}
 		seenWS[ws.ID] = true
+		reg.workspaces = append(reg.workspaces, ws.ID)
+		seenSeg := map[string]bool{}
+		for gi, def := range ws.Segments {
+			seg, err := segments.CompileDefinition(def)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("workspace %q segments[%d] (%s): %w", ws.ID, gi, def.ID, err))
+				continue
+			}
+			if seenSeg[seg.ID] {
+				errs = append(errs, fmt.Errorf("workspace %q: segment %q is defined twice", ws.ID, seg.ID))
+				continue
+			}
+			seenSeg[seg.ID] = true
+			reg.segments[ws.ID] = append(reg.segments[ws.ID], seg)
+		}
 		if err := ws.Consent.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("workspace %q consent: %w", ws.ID, err))
 		}

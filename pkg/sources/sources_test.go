@@ -186,3 +186,50 @@ workspaces:
 		}
 	}
 }
+
+func TestSegmentsCompiledOnLoad(t *testing.T) {
+	reg, err := Parse([]byte(`
+workspaces:
+  - id: shop
+    sources: []
+    segments:
+      - id: big-spenders
+        version: 2
+        name: Big spenders
+        condition: revenue_90d >= 500.0
+        aggregates: {revenue_90d: {sum: {event: "Order Completed", property: revenue, within: 90d}}}
+      - {id: pro, version: 1, name: Pro, condition: 'traits.plan == "pro"'}
+  - id: empty
+    sources: []
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := reg.Workspaces(); len(got) != 2 || got[0] != "shop" || got[1] != "empty" {
+		t.Fatalf("Workspaces() = %v", got)
+	}
+	segs := reg.Segments("shop")
+	if len(segs) != 2 || segs[0].ID != "big-spenders" || segs[0].Version != 2 || segs[1].ID != "pro" {
+		t.Fatalf("Segments(shop) = %v", segs)
+	}
+	if len(reg.Segments("empty")) != 0 || len(reg.Segments("nope")) != 0 {
+		t.Fatal("segments leaked into other workspaces")
+	}
+
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"bad condition", `{id: x, version: 1, name: X, condition: 'traits.plan ==' }`, `segments[0] (x)`},
+		{"undeclared aggregate", `{id: x, version: 1, name: X, condition: 'orders > 1'}`, "orders"},
+		{"unknown field", `{id: x, version: 1, name: X, condition: 'true', colour: red}`, "colour"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte("workspaces: [{id: shop, sources: [], segments: [" + tc.yaml + "]}]"))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse = %v, want an error naming %q", err, tc.want)
+			}
+		})
+	}
+	_, err = Parse([]byte("workspaces: [{id: shop, sources: [], segments: [{id: a, version: 1, name: A, condition: 'true'}, {id: a, version: 2, name: A, condition: 'true'}]}]"))
+	if err == nil || !strings.Contains(err.Error(), "defined twice") {
+		t.Fatalf("duplicate segment id: %v", err)
+	}
+}
