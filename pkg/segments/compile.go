@@ -91,8 +91,16 @@ type Segment struct {
 	byName   map[string]*aggregate
 	prg      cel.Program
 	readsNow bool
-	recheck  time.Duration
+	// readsProfile: the condition reads traits, identities, first_seen or
+	// last_seen, so it can move on a profile change without any event.
+	readsProfile bool
+	recheck      time.Duration
 }
+
+// ReadsProfile reports whether the condition reads the profile (traits,
+// identities, first_seen, last_seen): such a segment must be re-evaluated
+// when the profile changes, and the stage must load the profile for it.
+func (s *Segment) ReadsProfile() bool { return s.readsProfile }
 
 // Aggregates returns the names of the aggregates the condition reads.
 func (s *Segment) Aggregates() []string {
@@ -208,7 +216,8 @@ func CompileDefinition(d Definition) (*Segment, error) {
 			used[ref.Name] = true
 		}
 	}
-	s := &Segment{ID: d.ID, Version: d.Version, Name: d.Name, Def: d, prg: prg, readsNow: used["now"], recheck: recheck}
+	s := &Segment{ID: d.ID, Version: d.Version, Name: d.Name, Def: d, prg: prg, readsNow: used["now"], recheck: recheck,
+		readsProfile: used["traits"] || used["identities"] || used["first_seen"] || used["last_seen"]}
 	var unused []string
 	s.byName = make(map[string]*aggregate, len(names))
 	for _, n := range names {

@@ -88,3 +88,24 @@ aggregates:
 		t.Fatal(err)
 	}
 }
+
+func TestReadsProfile(t *testing.T) {
+	for _, tc := range []struct {
+		def  string
+		want bool
+	}{
+		{`{id: a, version: 1, name: A, condition: 'traits.plan == "pro"'}`, true},
+		{`{id: a, version: 1, name: A, condition: '"user_id:1" in identities'}`, true},
+		{`{id: a, version: 1, name: A, condition: 'now - first_seen < duration("24h")'}`, true},
+		{`{id: a, version: 1, name: A, condition: 'orders >= 1', aggregates: {orders: {count: {event: "Order Completed"}}}}`, false},
+		{`{id: a, version: 1, name: A, condition: 'true'}`, false},
+	} {
+		s, err := Compile([]byte(tc.def))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.ReadsProfile() != tc.want {
+			t.Errorf("%s: ReadsProfile() = %v, want %v", tc.def, s.ReadsProfile(), tc.want)
+		}
+	}
+}

@@ -260,14 +260,26 @@ func (s *Segment) Evaluate(st *State, p Profile, now time.Time) (bool, error) {
 		if msg := err.Error(); strings.Contains(msg, "no such key") || strings.Contains(msg, "no such attribute") {
 			return false, nil
 		}
-		return false, fmt.Errorf("evaluating segment %s for profile %s: %w", s.ID, p.ID, err)
+		return false, &EvalError{Segment: s.ID, Profile: p.ID, Err: err}
 	}
 	b, ok := out.Value().(bool)
 	if !ok {
-		return false, fmt.Errorf("evaluating segment %s for profile %s: condition yielded %v, not a bool", s.ID, p.ID, out.Type())
+		return false, &EvalError{Segment: s.ID, Profile: p.ID, Err: fmt.Errorf("condition yielded %v, not a bool", out.Type())}
 	}
 	return b, nil
 }
+
+// EvalError is a condition that failed at run time for one profile.
+type EvalError struct {
+	Segment, Profile string
+	Err              error
+}
+
+func (e *EvalError) Error() string {
+	return fmt.Sprintf("evaluating segment %s for profile %s: %v", e.Segment, e.Profile, e.Err)
+}
+
+func (e *EvalError) Unwrap() error { return e.Err }
 
 // activation resolves the condition's variables on demand, so a condition
 // that never reads traits does not pay for decoding them.

@@ -61,6 +61,7 @@ func TopicEnv(names topics.Names) map[string]string {
 	return map[string]string{
 		"FP_TOPIC_RAW": names.Raw, "FP_TOPIC_VALID": names.Valid, "FP_TOPIC_INVALID": names.Invalid,
 		"FP_TOPIC_RESOLVED": names.Resolved, "FP_TOPIC_PROFILES": names.Profiles, "FP_TOPIC_MEMBERSHIP": names.Membership,
+		"FP_TOPIC_TIMERS": names.Timers, "FP_TOPIC_WEBHOOKS_DEAD": names.WebhooksDead,
 	}
 }
 

@@ -1,24 +1,44 @@
-// Command segmenter evaluates audience segments on every resolved event and profile change and produces enter/exit transitions to cdp.segments.membership and webhooks.
+// Command segmenter evaluates audience segments on every resolved event,
+// profile change and due timer, and produces enter/exit transitions to
+// cdp.segments.membership (and on to webhooks). Segment definitions come
+// from the workspace configuration (pkg/sources), reloaded when it changes;
+// per-profile aggregates, memberships and timers live in Redis
+// (pkg/segstate); the language is pkg/segments.
 package main
 
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/firstparty/firstparty/pkg/app"
 	"github.com/firstparty/firstparty/pkg/config"
 	"github.com/firstparty/firstparty/pkg/deps"
+	"github.com/firstparty/firstparty/pkg/identity"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
 	"github.com/firstparty/firstparty/pkg/redisclient"
+	"github.com/firstparty/firstparty/pkg/segstate"
+	"github.com/firstparty/firstparty/pkg/sources"
 	"github.com/firstparty/firstparty/pkg/topics"
 )
 
 type service struct {
-	kafka    kafkaclient.Config
-	consumer kafkaclient.ConsumerConfig
-	topics   topics.Names
-	redis    redisclient.Config
+	kafka           kafkaclient.Config
+	consumer        kafkaclient.ConsumerConfig
+	topics          topics.Names
+	redis           redisclient.Config
+	sourcesFile     string
+	sourcesInterval time.Duration
+	timerPoll       time.Duration
+	lease           time.Duration
+	backfillEvery   time.Duration
+
+	// now is the clock (tests move it).
+	now func() time.Time
 }
 
 func (s *service) RegisterFlags(fs *flag.FlagSet) {
@@ -26,22 +46,56 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	s.consumer.RegisterFlags(fs, "segmenter")
 	s.topics.RegisterFlags(fs)
 	s.redis.RegisterFlags(fs)
+	fs.StringVar(&s.sourcesFile, "sources.file", "", "workspace configuration holding the segment definitions; empty: no segments")
+	fs.DurationVar(&s.sourcesInterval, "sources.reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
+	fs.DurationVar(&s.timerPoll, "timers.poll", 100*time.Millisecond, "how often due timers are looked for (the most a time-driven transition can be late)")
+	fs.DurationVar(&s.lease, "timers.lease", 30*time.Second, "how long a claimed timer or backfill stays with this instance before another may take it")
+	fs.DurationVar(&s.backfillEvery, "backfill.interval", 2*time.Second, "how often new segments are looked for, to backfill their membership")
 }
 
 func (s *service) Validate() error {
+	if s.sourcesFile != "" {
+		if _, err := os.Stat(s.sourcesFile); err != nil {
+			return config.Field("sources.file", "%v", err)
+		}
+	}
+	if s.timerPoll < time.Millisecond || s.timerPoll > time.Minute {
+		return config.Field("timers.poll", "must be between 1ms and 1m, got %v", s.timerPoll)
+	}
+	if s.lease < time.Second {
+		return config.Field("timers.lease", "must be at least 1s, got %v", s.lease)
+	}
+	if s.backfillEvery < 10*time.Millisecond {
+		return config.Field("backfill.interval", "must be at least 10ms, got %v", s.backfillEvery)
+	}
 	return config.ValidateAll(&s.kafka, &s.consumer, &s.topics, &s.redis)
 }
 
 func (s *service) Start(ctx context.Context, a *app.App) error {
-	if _, err := deps.Kafka(ctx, a, s.kafka, s.topics.All()); err != nil {
+	if s.now == nil {
+		s.now = time.Now
+	}
+	live := sources.Static(&sources.Registry{})
+	if s.sourcesFile != "" {
+		var err error
+		if live, err = sources.NewLive(s.sourcesFile); err != nil {
+			return err
+		}
+		a.Go("sources watcher", func(ctx context.Context) error { return live.Watch(ctx, s.sourcesInterval, a.Log) })
+	}
+	p, err := deps.Kafka(ctx, a, s.kafka, s.topics.All())
+	if err != nil {
 		return err
 	}
-	deps.Redis(a, s.redis)
-	// The processing core is not wired yet: this stage joins no consumer
-	// group, so its input stays on Kafka until it does (nothing is consumed
-	// and lost meanwhile).
-	a.Log.Warn("processing core not built yet; not consuming")
-	return nil
+	rdb := deps.Redis(a, s.redis)
+	store, graph, m := segstate.New(rdb), identity.New(rdb, identity.DefaultConfig()), newMetrics(a.Registry)
+	h := &handler{topics: s.topics, reg: live.Current, graph: graph, store: store, now: s.now, log: a.Log, metrics: m}
+	host, _ := os.Hostname()
+	sch := &scheduler{store: store, graph: graph, sink: p, topics: s.topics, reg: live.Current, now: s.now, log: a.Log, metrics: m,
+		owner: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), uuid.NewString()[:8]), poll: s.timerPoll, lease: s.lease}
+	a.Go("timers", sch.runTimers)
+	a.Go("backfills", func(ctx context.Context) error { return sch.runBackfills(ctx, s.backfillEvery) })
+	return deps.Stage(a, "segmenter", s.kafka, s.consumer, p, h, s.topics.Resolved, s.topics.Profiles, s.topics.Timers)
 }
 
 func main() { os.Exit(app.Main("segmenter", ":8083", &service{})) }

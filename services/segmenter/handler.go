@@ -1,0 +1,472 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/firstparty/firstparty/pkg/identity"
+	"github.com/firstparty/firstparty/pkg/kafkaclient"
+	"github.com/firstparty/firstparty/pkg/segments"
+	"github.com/firstparty/firstparty/pkg/segstate"
+	"github.com/firstparty/firstparty/pkg/sources"
+	"github.com/firstparty/firstparty/pkg/stage"
+	"github.com/firstparty/firstparty/pkg/topics"
+	eventv1 "github.com/firstparty/firstparty/proto/event/v1"
+	profilev1 "github.com/firstparty/firstparty/proto/profile/v1"
+	segmentv1 "github.com/firstparty/firstparty/proto/segment/v1"
+)
+
+// handler is the segmenter stage: resolved events, profile changes and
+// ticks in; enter/exit transitions out.
+//
+// Per batch: decode; follow every profile to its survivor (pkg/identity);
+// load the survivors' segment state in one round trip; fold each profile's
+// inputs in order (engine.go); write every profile's new state, the
+// transitions it produced (pending until Kafka acknowledges them) and its
+// next timer with one version-checked script each, in one pipelined round
+// trip; then the runner produces the transitions and, after the ack,
+// forgets the pending copies. A redelivered message is recognised by its
+// offset (at or below the profile's watermark for that partition) and its
+// pending transitions, if Kafka never acknowledged them, are sent again
+// with the same ids.
+type handler struct {
+	topics  topics.Names
+	reg     func() *sources.Registry
+	graph   *identity.Graph
+	store   *segstate.Store
+	now     func() time.Time
+	log     *slog.Logger
+	metrics *metrics
+}
+
+type metrics struct {
+	inputs      *prometheus.CounterVec
+	transitions *prometheus.CounterVec
+	evaluations prometheus.Counter
+	evalErrors  *prometheus.CounterVec
+	conflicts   prometheus.Counter
+	timers      prometheus.Counter
+	backfill    *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		inputs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firstparty_segmenter_inputs_total", Help: "Inputs by kind (event, profile, merge, delete, tick) and outcome (applied, redelivered, undecodable).",
+		}, []string{"kind", "outcome"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firstparty_segmenter_transitions_total", Help: "Segment enters and exits by workspace and segment.",
+		}, []string{"workspace", "segment", "transition"}),
+		evaluations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "firstparty_segmenter_evaluations_total", Help: "Segment conditions evaluated.",
+		}),
+		evalErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firstparty_segmenter_evaluation_errors_total", Help: "Conditions that failed at run time, by workspace and segment (the profile keeps its membership).",
+		}, []string{"workspace", "segment"}),
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "firstparty_segmenter_conflicts_total", Help: "Profiles recomputed because another instance wrote them concurrently.",
+		}),
+		timers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "firstparty_segmenter_timers_fired_total", Help: "Due timers claimed and sent as ticks.",
+		}),
+		backfill: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firstparty_segmenter_backfill_ticks_total", Help: "Backfill ticks sent, by workspace and segment.",
+		}, []string{"workspace", "segment"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.inputs, m.transitions, m.evaluations, m.evalErrors, m.conflicts, m.timers, m.backfill)
+	}
+	return m
+}
+
+var kindNames = map[inputKind]string{inEvent: "event", inProfile: "profile", inMerge: "merge", inDelete: "delete", inTick: "tick"}
+
+// item is one message of the batch.
+type item struct {
+	msg kafka.Message
+	ws  string
+	pid string // as the message names it
+	in  input
+}
+
+// group is one profile's inputs in this batch.
+type group struct {
+	ws, pid string
+	prof    segments.Profile
+	items   []*item
+	// results of compute
+	writes  []segstate.Write
+	outs    []kafka.Message
+	pending []string // pending fields written
+	dups    []string // pending fields of redelivered inputs
+	// for metrics, recorded once the group is committed
+	ms     []*segmentv1.Membership
+	counts map[[2]string]int
+	evals  int
+	errs   []error
+}
+
+const maxConflictRetries = 8
+
+func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Result, error) {
+	var outs []kafka.Message
+	var items []*item
+	for _, m := range batch {
+		it, err := h.decode(m)
+		if err != nil {
+			outs = append(outs, h.deadLetter(m, err))
+			h.metrics.inputs.WithLabelValues("unknown", "undecodable").Inc()
+			continue
+		}
+		if it != nil {
+			items = append(items, it)
+		}
+	}
+	groups, err := h.group(ctx, items)
+	if err != nil {
+		return stage.Result{}, err
+	}
+	// Commit each workspace's profiles; recompute the ones another writer
+	// got to first.
+	byWS := map[string][]*group{}
+	for _, g := range groups {
+		byWS[g.ws] = append(byWS[g.ws], g)
+	}
+	now := h.now()
+	for ws, gs := range byWS {
+		todo := gs
+		for attempt := 0; len(todo) > 0; attempt++ {
+			if attempt == maxConflictRetries {
+				return stage.Result{}, fmt.Errorf("segment state of %d profiles in %s kept changing concurrently", len(todo), ws)
+			}
+			if err := h.compute(ctx, ws, todo, now); err != nil {
+				return stage.Result{}, err
+			}
+			ws := make([][]segstate.Write, len(todo))
+			for i, g := range todo {
+				ws[i] = g.writes
+			}
+			res, err := h.store.CommitMany(ctx, todo[0].ws, ws)
+			if err != nil {
+				return stage.Result{}, err
+			}
+			var again []*group
+			for i, g := range todo {
+				if res[i] != nil {
+					again = append(again, g)
+				}
+			}
+			h.metrics.conflicts.Add(float64(len(again)))
+			todo = again
+		}
+	}
+	acks := map[string]map[string][]string{}
+	for _, g := range groups {
+		h.record(g)
+		outs = append(outs, g.outs...)
+		if len(g.dups) > 0 {
+			again, err := h.store.Pending(ctx, g.ws, g.pid, g.dups)
+			if err != nil {
+				return stage.Result{}, err
+			}
+			for _, m := range again {
+				outs = append(outs, h.output(m, g.items[0].msg))
+			}
+		}
+		if f := append(g.pending, g.dups...); len(f) > 0 {
+			if acks[g.ws] == nil {
+				acks[g.ws] = map[string][]string{}
+			}
+			acks[g.ws][g.pid] = append(acks[g.ws][g.pid], f...)
+		}
+	}
+	return stage.Result{Outputs: outs, AfterAck: func(ctx context.Context) error {
+		for ws, byPID := range acks {
+			if err := h.store.Ack(ctx, ws, byPID); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}, nil
+}
+
+// decode turns a message into an input; nil (and no error) for messages
+// the segmenter has no use for.
+func (h *handler) decode(m kafka.Message) (*item, error) {
+	switch m.Topic {
+	case h.topics.Resolved:
+		env := &eventv1.Envelope{}
+		if err := proto.Unmarshal(m.Value, env); err != nil || env.Event == nil || env.Resolution.GetProfileId() == "" {
+			return nil, fmt.Errorf("not a resolved event envelope (%v)", err)
+		}
+		e := env.Event
+		name := e.Event
+		if name == "" {
+			name = e.Name
+		}
+		typ := strings.ToLower(strings.TrimPrefix(e.Type.String(), "EVENT_TYPE_"))
+		return &item{msg: m, ws: env.WorkspaceId, pid: env.Resolution.ProfileId, in: input{
+			kind: inEvent, causeID: env.SourceId + "/" + env.MessageId, at: e.GetTimestamp().AsTime(),
+			event: segments.Event{MessageID: env.MessageId, Type: typ, Name: name, Time: e.GetTimestamp().AsTime(), Properties: e.PropertiesJson},
+		}}, nil
+	case h.topics.Profiles:
+		c := &profilev1.ProfileChange{}
+		if err := proto.Unmarshal(m.Value, c); err != nil || c.ProfileId == "" {
+			return nil, fmt.Errorf("not a profile change (%v)", err)
+		}
+		in := input{kind: inProfile, causeID: "change/" + c.ChangeId, at: c.GetOccurredAt().AsTime()}
+		switch c.Kind {
+		case profilev1.ChangeKind_CHANGE_KIND_MERGED:
+			in.kind, in.losers = inMerge, c.RelatedProfileIds
+		case profilev1.ChangeKind_CHANGE_KIND_DELETED:
+			in.kind = inDelete
+		case profilev1.ChangeKind_CHANGE_KIND_MERGE_BLOCKED:
+			return nil, nil
+		}
+		return &item{msg: m, ws: c.WorkspaceId, pid: c.ProfileId, in: in}, nil
+	case h.topics.Timers:
+		t := &segmentv1.Tick{}
+		if err := proto.Unmarshal(m.Value, t); err != nil || t.ProfileId == "" {
+			return nil, fmt.Errorf("not a tick (%v)", err)
+		}
+		at := t.GetDueAt().AsTime()
+		if t.DueAt == nil {
+			at = h.now()
+		}
+		return &item{msg: m, ws: t.WorkspaceId, pid: t.ProfileId, in: input{kind: inTick, causeID: "tick/" + t.TickId, at: at}}, nil
+	}
+	return nil, fmt.Errorf("message from unexpected topic %q", m.Topic)
+}
+
+func (h *handler) deadLetter(m kafka.Message, err error) kafka.Message {
+	rej, _ := proto.Marshal(&eventv1.Rejection{Stage: "segmenter", Envelope: &eventv1.Envelope{Raw: m.Value}, RejectedAt: timestamppb.New(h.now()),
+		Violations: []*eventv1.Violation{{Reason: eventv1.Reason_REASON_FORMAT_VIOLATION, Rule: "protobuf", Detail: fmt.Sprintf("%s: %v", m.Topic, err)}}})
+	out := kafka.Message{Topic: h.topics.Invalid, Key: m.Key, Value: rej}
+	kafkaclient.CarryTrace(&out, m)
+	return out
+}
+
+// group follows each message's profile to its survivor and groups the
+// inputs by survivor, in order.
+func (h *handler) group(ctx context.Context, items []*item) ([]*group, error) {
+	type key struct{ ws, pid string }
+	profiles := map[key]*segments.Profile{}
+	for _, it := range items {
+		if it.in.kind != inDelete {
+			profiles[key{it.ws, it.pid}] = nil
+		}
+	}
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(16)
+	results := make(chan struct {
+		k key
+		p *segments.Profile
+	}, len(profiles))
+	for k := range profiles {
+		eg.Go(func() error {
+			p, err := h.graph.Profile(ectx, k.ws, k.pid)
+			if errors.Is(err, identity.ErrNotFound) {
+				// Not (or no longer) in the identity graph: evaluate on
+				// the aggregates alone, under the id the message names.
+				results <- struct {
+					k key
+					p *segments.Profile
+				}{k, &segments.Profile{ID: k.pid}}
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("reading profile %s: %w", k.pid, err)
+			}
+			sp := &segments.Profile{ID: p.ID, Traits: p.Traits, FirstSeen: p.FirstSeen, LastSeen: p.LastSeen}
+			for _, id := range p.Identities {
+				sp.Identities = append(sp.Identities, id.String())
+			}
+			results <- struct {
+				k key
+				p *segments.Profile
+			}{k, sp}
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	close(results)
+	for r := range results {
+		profiles[r.k] = r.p
+	}
+	var out []*group
+	byPID := map[key]*group{}
+	for _, it := range items {
+		prof := segments.Profile{ID: it.pid}
+		if p := profiles[key{it.ws, it.pid}]; p != nil {
+			prof = *p
+		}
+		k := key{it.ws, prof.ID}
+		g := byPID[k]
+		if g == nil {
+			g = &group{ws: it.ws, pid: prof.ID, prof: prof}
+			byPID[k] = g
+			out = append(out, g)
+		}
+		g.items = append(g.items, it)
+	}
+	return out, nil
+}
+
+// compute loads the groups' state and folds their inputs, filling each
+// group's writes and outputs.
+func (h *handler) compute(ctx context.Context, ws string, gs []*group, now time.Time) error {
+	var pids []string
+	for _, g := range gs {
+		pids = append(pids, g.pid)
+		for _, it := range g.items {
+			pids = append(pids, it.in.losers...)
+		}
+	}
+	states, err := h.store.Load(ctx, ws, pids)
+	if err != nil {
+		return err
+	}
+	segs := h.reg().Segments(ws)
+	for _, g := range gs {
+		h.fold(g, segs, states, now)
+	}
+	return nil
+}
+
+func (h *handler) fold(g *group, segs []*segments.Segment, states map[string]*segstate.Profile, now time.Time) {
+	p := states[g.pid]
+	ev := &evaluator{segs: segs}
+	ev.reset()
+	g.outs, g.pending, g.dups, g.writes, g.ms = nil, nil, nil, nil, nil
+	g.counts = map[[2]string]int{}
+	w := segstate.Write{ProfileID: g.pid, ExpectVersion: p.Version, Watermarks: map[string]int64{}, Pending: map[string][]*segmentv1.Membership{}}
+	entries := p.Entries
+	var losers []segstate.Write
+	for _, it := range g.items {
+		m := it.msg
+		kind := kindNames[it.in.kind]
+		field := segstate.PendingField(m.Topic, m.Partition, m.Offset)
+		if p.Applied(m.Topic, m.Partition, m.Offset) {
+			g.dups = append(g.dups, field)
+			g.counts[[2]string{kind, "redelivered"}]++
+			continue
+		}
+		g.counts[[2]string{kind, "applied"}]++
+		at := now
+		if it.in.kind == inTick && it.in.at.After(at) {
+			at = it.in.at // another instance's clock ran ahead: the timer is due
+		}
+		var trans []transition
+		switch it.in.kind {
+		case inMerge:
+			for _, lid := range it.in.losers {
+				lp := states[lid]
+				if lp == nil || lid == g.pid {
+					continue
+				}
+				trans = append(trans, mergeEntries(entries, lid, lp.Entries, it.in)...)
+				for c, off := range lp.Watermarks {
+					if off > p.Watermarks[c] && off > w.Watermarks[c] {
+						w.Watermarks[c] = off
+					}
+				}
+				losers = append(losers, segstate.Write{ProfileID: lid, ExpectVersion: lp.Version, Wipe: true, MergedInto: g.pid})
+				lp.Entries = map[string]*segstate.Entry{} // a second merge of it in this batch adds nothing
+			}
+			for id := range entries {
+				ev.dirty[id] = true
+			}
+			trans = append(trans, ev.apply(entries, g.prof, it.in, at)...)
+		case inDelete:
+			trans = exitAll(g.pid, entries, it.in)
+			entries = map[string]*segstate.Entry{}
+			w.Wipe = true
+		default:
+			trans = append(trans, ev.apply(entries, g.prof, it.in, at)...)
+		}
+		w.Watermarks[segstate.Cause(m.Topic, m.Partition)] = m.Offset
+		if len(trans) == 0 {
+			continue
+		}
+		ms := make([]*segmentv1.Membership, len(trans))
+		for i, t := range trans {
+			ms[i] = toProto(g.ws, t, now)
+			g.outs = append(g.outs, h.output(ms[i], m))
+		}
+		g.ms = append(g.ms, ms...)
+		w.Pending[field] = ms
+		g.pending = append(g.pending, field)
+	}
+	g.evals, g.errs = ev.evaluations, ev.errors
+	if w.Wipe {
+		w.Timer = time.Time{}
+	} else {
+		w.Entries = map[string]*segstate.Entry{}
+		for id := range ev.dirty {
+			if e := entries[id]; e != nil {
+				w.Entries[id] = e
+			}
+		}
+		configured := map[string]bool{}
+		for _, s := range segs {
+			configured[s.ID] = true
+		}
+		for id := range entries {
+			if !configured[id] {
+				w.Delete = append(w.Delete, id) // the segment was removed
+			}
+		}
+		w.Timer = nextDeadline(segs, entries, now)
+	}
+	g.writes = append([]segstate.Write{w}, losers...)
+}
+
+// record counts what a committed group did.
+func (h *handler) record(g *group) {
+	for k, n := range g.counts {
+		h.metrics.inputs.WithLabelValues(k[0], k[1]).Add(float64(n))
+	}
+	h.metrics.evaluations.Add(float64(g.evals))
+	for _, err := range g.errs {
+		var se *segments.EvalError
+		seg := "unknown"
+		if errors.As(err, &se) {
+			seg = se.Segment
+		}
+		h.metrics.evalErrors.WithLabelValues(g.ws, seg).Inc()
+		h.log.Warn("segment condition failed; the profile keeps its membership", "workspace", g.ws, "profile", g.pid, "err", err)
+	}
+	for _, ms := range g.ms {
+		tr := "exit"
+		if ms.Transition == segmentv1.Transition_TRANSITION_ENTER {
+			tr = "enter"
+		}
+		h.metrics.transitions.WithLabelValues(ms.WorkspaceId, ms.SegmentId, tr).Inc()
+	}
+}
+
+// output is a transition as a Kafka message, keyed by profile and carrying
+// the cause's trace id.
+func (h *handler) output(ms *segmentv1.Membership, cause kafka.Message) kafka.Message {
+	v, err := proto.Marshal(ms)
+	if err != nil {
+		panic(err) // a Membership always encodes
+	}
+	out := kafka.Message{Topic: h.topics.Membership, Key: []byte(ms.ProfileId), Value: v}
+	kafkaclient.CarryTrace(&out, cause)
+	return out
+}
+
+func timestamp(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }

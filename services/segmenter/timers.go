@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/firstparty/firstparty/pkg/identity"
+	"github.com/firstparty/firstparty/pkg/segstate"
+	"github.com/firstparty/firstparty/pkg/sources"
+	"github.com/firstparty/firstparty/pkg/stage"
+	"github.com/firstparty/firstparty/pkg/topics"
+	segmentv1 "github.com/firstparty/firstparty/proto/segment/v1"
+)
+
+// scheduler turns durable timers and backfills into ticks on the timers
+// topic. Any instance may run it: a due timer is claimed with a lease by
+// exactly one instance, which sends the tick; the partition owner of the
+// profile handles it in order with the profile's events. An instance that
+// dies between claim and send loses nothing: the lease runs out and another
+// instance claims the timer again (same tick id, same transition ids).
+type scheduler struct {
+	store   *segstate.Store
+	graph   *identity.Graph
+	sink    stage.Sink
+	topics  topics.Names
+	reg     func() *sources.Registry
+	now     func() time.Time
+	log     *slog.Logger
+	metrics *metrics
+	owner   string
+	// poll is how often due timers are looked for: the delay a timer may
+	// fire after it is due.
+	poll time.Duration
+	// lease is how long a claimed timer or backfill stays with its claimant.
+	lease time.Duration
+}
+
+const claimBatch = 500
+
+func (s *scheduler) runTimers(ctx context.Context) error {
+	t := time.NewTicker(s.poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			for _, ws := range s.reg().Workspaces() {
+				if err := s.fire(ctx, ws); err != nil && ctx.Err() == nil {
+					s.log.Warn("firing timers", "workspace", ws, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// fire sends a tick for every timer of ws that is due.
+func (s *scheduler) fire(ctx context.Context, ws string) error {
+	for {
+		due, err := s.store.ClaimDue(ctx, ws, s.now(), s.lease, claimBatch)
+		if err != nil || len(due) == 0 {
+			return err
+		}
+		msgs := make([]kafka.Message, len(due))
+		for i, d := range due {
+			ms := strconv.FormatInt(d.At.UnixMilli(), 10)
+			msgs[i] = tickMessage(s.topics.Timers, &segmentv1.Tick{
+				TickId: "timer/" + d.ProfileID + "/" + ms, WorkspaceId: ws, ProfileId: d.ProfileID,
+				Reason: segmentv1.TickReason_TICK_REASON_TIMER, DueAt: timestamp(d.At),
+			})
+		}
+		if err := s.sink.Produce(ctx, msgs...); err != nil {
+			return err // the leases run out and the timers are claimed again
+		}
+		s.metrics.timers.Add(float64(len(due)))
+		if len(due) < claimBatch {
+			return nil
+		}
+	}
+}
+
+func tickMessage(topic string, t *segmentv1.Tick) kafka.Message {
+	v, err := proto.Marshal(t)
+	if err != nil {
+		panic(err) // a Tick always encodes
+	}
+	return kafka.Message{Topic: topic, Key: []byte(t.ProfileId), Value: v}
+}
+
+// runBackfills gives every new segment (or new version) its initial
+// membership: it pages through the workspace's profiles and sends each a
+// backfill tick, while live traffic flows as usual. Progress is saved
+// after every page, so another instance resumes where this one stopped.
+func (s *scheduler) runBackfills(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		for _, ws := range s.reg().Workspaces() {
+			for _, seg := range s.reg().Segments(ws) {
+				if err := s.backfill(ctx, ws, seg.ID, seg.Version); err != nil && ctx.Err() == nil {
+					s.log.Warn("backfilling segment", "workspace", ws, "segment", seg.ID, "err", err)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (s *scheduler) backfill(ctx context.Context, ws, segID string, version uint32) error {
+	key := segstate.BackfillKey(segID, version)
+	st, err := s.store.Backfill(ctx, ws, key)
+	if err != nil || st.Done {
+		return err
+	}
+	ok, err := s.store.AcquireBackfill(ctx, ws, key, s.owner, s.lease)
+	if err != nil || !ok {
+		return err
+	}
+	s.log.Info("backfilling segment", "workspace", ws, "segment", segID, "version", version, "resume_cursor", st.Cursor)
+	cursor, sent := st.Cursor, 0
+	for {
+		pids, next, err := s.graph.ScanProfiles(ctx, ws, cursor, claimBatch)
+		if err != nil {
+			return err
+		}
+		msgs := make([]kafka.Message, len(pids))
+		for i, pid := range pids {
+			msgs[i] = tickMessage(s.topics.Timers, &segmentv1.Tick{
+				TickId: "backfill/" + key + "/" + pid, WorkspaceId: ws, ProfileId: pid,
+				Reason: segmentv1.TickReason_TICK_REASON_BACKFILL, SegmentId: segID, SegmentVersion: version,
+			})
+		}
+		if len(msgs) > 0 {
+			if err := s.sink.Produce(ctx, msgs...); err != nil {
+				return err
+			}
+		}
+		sent += len(msgs)
+		s.metrics.backfill.WithLabelValues(ws, segID).Add(float64(len(msgs)))
+		if err := s.store.SaveBackfill(ctx, ws, key, s.owner, next, next == 0, s.lease); err != nil {
+			return err
+		}
+		if next == 0 {
+			s.log.Info("backfill sent", "workspace", ws, "segment", segID, "version", version, "profiles", sent)
+			return nil
+		}
+		cursor = next
+	}
+}
