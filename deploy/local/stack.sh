@@ -44,7 +44,34 @@ workspaces:
       - id: web
         name: Demo website
         write_keys: [$FP_WRITE_KEY]
+    # Audiences (pkg/segments): the segmenter re-reads them when this file
+    # changes and backfills a new one from current state.
+    segments:
+      - id: abandoned-cart
+        version: 1
+        name: Abandoned cart
+        description: Added to cart, no order within the hour.
+        condition: abandoned
+        aggregates: {abandoned: {absence: {after: "Product Added", missing: "Order Completed", within: 1h}}}
+      - id: audio-fans
+        version: 1
+        name: Audio fans
+        condition: views >= 3
+        aggregates: {views: {count: {event: "Product Viewed", where: 'properties.category == "audio"', within: 7d}}}
+      - id: big-spenders
+        version: 1
+        name: Big spenders
+        condition: revenue >= 500.0
+        aggregates: {revenue: {sum: {event: "Order Completed", property: revenue, within: 90d}}}
+      - id: pro-plan
+        version: 1
+        name: Pro plan
+        condition: 'has(traits.plan) && traits.plan == "pro"'
 YAML
+		# The lifecycle templates shipped with the segment language.
+		for f in "$root"/pkg/segments/templates/*.yaml; do
+			grep -v '^#' "$f" | sed -e '1s/^/      - /' -e '2,$s/^/        /'
+		done >>"$local_dir/sources.yaml"
 	fi
 }
 
