@@ -233,3 +233,14 @@ workspaces:
 		t.Fatalf("duplicate segment id: %v", err)
 	}
 }
+
+// TestShippedConfigLoads keeps the configuration docker compose mounts valid.
+func TestShippedConfigLoads(t *testing.T) {
+	reg, err := Load("../../deploy/docker/sources.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg.Sources() == 0 || len(reg.Segments("demo")) == 0 {
+		t.Fatalf("shipped configuration has %d sources and %d segments", reg.Sources(), len(reg.Segments("demo")))
+	}
+}
