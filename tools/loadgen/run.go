@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"github.com/firstparty/firstparty/tools/clickstream"
 	"io"
 	"net"
 	"net/http"
@@ -72,7 +73,7 @@ func run(ctx context.Context, cfg Config, progress io.Writer) Result {
 	for i := range workers {
 		w := &worker{total: newHistogram(), interval: newHistogram(), status: map[string]int64{}}
 		workers[i] = w
-		gen := NewClickstream(cfg.Seed+uint64(i)*0x5851f42d4c957f2d, perWorker)
+		gen := clickstream.New(cfg.Seed+uint64(i)*0x5851f42d4c957f2d, perWorker)
 		// Workers start spread over one interval so a paced run is smooth.
 		next := start
 		if interval > 0 {

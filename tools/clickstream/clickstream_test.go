@@ -1,4 +1,4 @@
-package main
+package clickstream
 
 import (
 	"encoding/json"
@@ -15,7 +15,7 @@ import (
 func TestEveryGeneratedRequestIsAccepted(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	for _, batch := range []int{1, 20, 100} {
-		g := NewClickstream(42, 50)
+		g := New(42, 50)
 		seen := map[string]bool{}
 		types := map[string]int{}
 		events := map[string]int{}
@@ -98,9 +98,9 @@ func TestEveryGeneratedRequestIsAccepted(t *testing.T) {
 
 func TestClickstreamIsReproducible(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	a, _ := NewClickstream(7, 10).Request(nil, 20, now)
-	b, _ := NewClickstream(7, 10).Request(nil, 20, now)
-	c, _ := NewClickstream(8, 10).Request(nil, 20, now)
+	a, _ := New(7, 10).Request(nil, 20, now)
+	b, _ := New(7, 10).Request(nil, 20, now)
+	c, _ := New(8, 10).Request(nil, 20, now)
 	if string(a) != string(b) {
 		t.Error("same seed, different requests")
 	}
@@ -119,7 +119,7 @@ func TestAppendJSONString(t *testing.T) {
 }
 
 func BenchmarkRequest100(b *testing.B) {
-	g := NewClickstream(1, 1000)
+	g := New(1, 1000)
 	now := time.Now()
 	var buf []byte
 	for b.Loop() {

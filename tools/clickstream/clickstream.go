@@ -1,4 +1,6 @@
-package main
+// Package clickstream generates realistic analytics.js-shaped shop traffic
+// for the load generator and the pipeline benchmark.
+package clickstream
 
 import (
 	"math/rand/v2"
@@ -70,9 +72,9 @@ var (
 	}
 )
 
-// NewClickstream returns a generator of devices simulated devices, seeded
+// New returns a generator of devices simulated devices, seeded
 // by seed so a run can be reproduced.
-func NewClickstream(seed uint64, devices int) *Clickstream {
+func New(seed uint64, devices int) *Clickstream {
 	if devices < 1 {
 		devices = 1
 	}
