@@ -1,0 +1,492 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/proto"
+
+	eventv1 "github.com/firstparty/firstparty/proto/event/v1"
+	segmentv1 "github.com/firstparty/firstparty/proto/segment/v1"
+	"github.com/firstparty/firstparty/tools/clickstream"
+)
+
+// ToggleEvent is the probe event's name; the benchmark workspace's toggle
+// segment flips with each one.
+const ToggleEvent = "Bench Toggle"
+
+// Result is the whole run.
+type Result struct {
+	Started time.Time `json:"started"`
+	Config  struct {
+		Batch       int    `json:"batch"`
+		Concurrency int    `json:"concurrency"`
+		ProbeEvery  int    `json:"probe_every"`
+		Duration    string `json:"duration"`
+	} `json:"config"`
+	Steps []Step `json:"steps"`
+}
+
+// Step is one rate.
+type Step struct {
+	TargetRate   int     `json:"target_rate"`
+	AchievedRate float64 `json:"achieved_rate"`
+	EventsSent   int64   `json:"events_sent"`
+	FailedEvents int64   `json:"failed_events"`
+	Probes       int64   `json:"probes"`
+	Resolved     Latency `json:"collector_to_resolved"`
+	Trigger      Latency `json:"collector_to_trigger"`
+	Row          Latency `json:"collector_to_clickhouse_row"`
+	// Throughput is messages per second each service handled during the
+	// step (from its /metrics).
+	Throughput      map[string]float64 `json:"throughput_per_s,omitempty"`
+	EvaluationsPerS float64            `json:"segment_evaluations_per_s,omitempty"`
+	TransitionsPerS float64            `json:"transitions_per_s,omitempty"`
+	ElapsedSeconds  float64            `json:"elapsed_s"`
+	FirstError      string             `json:"first_error,omitempty"`
+	histResolved    *hdrhistogram.Histogram
+	histTrigger     *hdrhistogram.Histogram
+	histRow         *hdrhistogram.Histogram
+}
+
+// Latency in milliseconds; Missing counts probes that never arrived
+// within the drain time.
+type Latency struct {
+	Count   int64   `json:"count"`
+	Missing int64   `json:"missing"`
+	P50     float64 `json:"p50_ms"`
+	P90     float64 `json:"p90_ms"`
+	P99     float64 `json:"p99_ms"`
+	Max     float64 `json:"max_ms"`
+}
+
+const (
+	histMin = 1
+	histMax = int64(5 * time.Minute / time.Microsecond)
+)
+
+func summarize(h *hdrhistogram.Histogram, sent int64) Latency {
+	l := Latency{Count: h.TotalCount(), Missing: sent - h.TotalCount()}
+	if l.Count == 0 {
+		return l
+	}
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	l.P50, l.P90, l.P99, l.Max = ms(h.ValueAtQuantile(50)), ms(h.ValueAtQuantile(90)), ms(h.ValueAtQuantile(99)), ms(h.Max())
+	return l
+}
+
+// probe is one probe event in flight.
+type probe struct {
+	step                        int // -1: warm-up, not counted
+	sent                        time.Time
+	resolved, triggered, loaded bool
+}
+
+type bench struct {
+	cfg    Config
+	runID  string
+	mu     sync.Mutex
+	probes map[string]*probe
+	steps  []*Step
+	seq    atomic.Int64
+	client *http.Client
+	auth   string
+}
+
+func (b *bench) record(id string, what func(*probe) *bool, hist func(*Step) *hdrhistogram.Histogram, at time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.probes[id]
+	if p == nil {
+		return
+	}
+	flag := what(p)
+	if *flag {
+		return // a redelivered copy
+	}
+	*flag = true
+	if p.step < 0 {
+		return
+	}
+	s := b.steps[p.step]
+	us := at.Sub(p.sent).Microseconds()
+	us = max(histMin, min(us, histMax))
+	_ = hist(s).RecordValue(us)
+}
+
+func run(ctx context.Context, cfg Config) (*Result, error) {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: cfg.Concurrency, MaxConnsPerHost: cfg.Concurrency, IdleConnTimeout: 90 * time.Second,
+	}
+	b := &bench{cfg: cfg, runID: strconv.FormatInt(time.Now().UnixNano(), 36), probes: map[string]*probe{},
+		client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		auth:   "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.WriteKey+":"))}
+	res := &Result{Started: time.Now().UTC()}
+	res.Config.Batch, res.Config.Concurrency, res.Config.ProbeEvery, res.Config.Duration = cfg.Batch, cfg.Concurrency, cfg.ProbeEvery, cfg.Duration.String()
+
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stopWatching(); wg.Wait() }()
+	brokers := strings.Split(b.cfg.Brokers, ",")
+	wg.Add(2)
+	go func() { defer wg.Done(); b.watchResolved(watchCtx, brokers) }()
+	go func() { defer wg.Done(); b.watchMemberships(watchCtx, brokers) }()
+	if cfg.ClickHouse != "" {
+		wg.Add(1)
+		go func() { defer wg.Done(); b.watchRows(watchCtx) }()
+	}
+
+	// Warm up (consumers join their groups, connections open) at the
+	// first rate; its probes are not counted.
+	progress(cfg, "warming up for 5 s at %d events/s", cfg.Rates[0])
+	b.drive(ctx, -1, cfg.Rates[0], 5*time.Second)
+	if !b.waitOutstanding(ctx, -1, 20*time.Second) {
+		progress(cfg, "warm-up probes still outstanding after 20 s: the pipeline is slow to start")
+	}
+	for i, rate := range cfg.Rates {
+		s := &Step{TargetRate: rate, histResolved: hdrhistogram.New(histMin, histMax, 3), histTrigger: hdrhistogram.New(histMin, histMax, 3), histRow: hdrhistogram.New(histMin, histMax, 3)}
+		b.mu.Lock()
+		b.steps = append(b.steps, s)
+		b.mu.Unlock()
+		before := scrapeAll(ctx, cfg.Metrics)
+		start := time.Now()
+		sent, failed, probes, firstErr := b.drive(ctx, i, rate, cfg.Duration)
+		elapsed := time.Since(start)
+		s.EventsSent, s.FailedEvents, s.Probes, s.FirstError = sent, failed, probes, firstErr
+		s.AchievedRate = float64(sent-failed) / elapsed.Seconds()
+		s.ElapsedSeconds = elapsed.Seconds()
+		b.waitOutstanding(ctx, i, cfg.Drain)
+		after := scrapeAll(ctx, cfg.Metrics)
+		window := time.Since(start).Seconds()
+		s.Throughput = map[string]float64{}
+		for svc := range cfg.Metrics {
+			s.Throughput[svc] = (after[svc].processed - before[svc].processed) / window
+		}
+		if seg, ok := after["segmenter"]; ok {
+			s.EvaluationsPerS = (seg.evaluations - before["segmenter"].evaluations) / window
+			s.TransitionsPerS = (seg.transitions - before["segmenter"].transitions) / window
+		}
+		b.mu.Lock() // late copies may still be recording
+		s.Resolved = summarize(s.histResolved, probes)
+		s.Trigger = summarize(s.histTrigger, probes)
+		if cfg.ClickHouse != "" {
+			s.Row = summarize(s.histRow, probes)
+		}
+		b.mu.Unlock()
+		res.Steps = append(res.Steps, *s)
+		progress(cfg, "%d events/s: achieved %.0f/s; resolved p50 %.0f ms p99 %.0f ms; trigger p50 %.0f ms p99 %.0f ms (%d missing); %.0f evaluations/s",
+			rate, s.AchievedRate, s.Resolved.P50, s.Resolved.P99, s.Trigger.P50, s.Trigger.P99, s.Trigger.Missing, s.EvaluationsPerS)
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+	}
+	return res, nil
+}
+
+func progress(cfg Config, format string, args ...any) {
+	if !cfg.Quiet {
+		fmt.Fprintf(os.Stderr, "pipebench: "+format+"\n", args...)
+	}
+}
+
+// waitOutstanding waits until every probe of step has been resolved,
+// triggered and (with ClickHouse) loaded, or until d passes.
+func (b *bench) waitOutstanding(ctx context.Context, step int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		n := 0
+		b.mu.Lock()
+		for _, p := range b.probes {
+			if p.step == step && (!p.resolved || !p.triggered || (b.cfg.ClickHouse != "" && !p.loaded)) {
+				n++
+			}
+		}
+		b.mu.Unlock()
+		if n == 0 {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
+}
+
+// drive sends rate events/s for d, in batches over cfg.Concurrency
+// connections, and returns what it sent.
+func (b *bench) drive(ctx context.Context, step, rate int, d time.Duration) (sent, failed, probes int64, firstErr string) {
+	cfg := b.cfg
+	interval := time.Duration(float64(time.Second) * float64(cfg.Batch) / float64(rate))
+	slots := make(chan time.Time, cfg.Concurrency)
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var errOnce sync.Once
+	var wg sync.WaitGroup
+	var nSent, nFailed, nProbes atomic.Int64
+	for w := 0; w < cfg.Concurrency; w++ {
+		gen := clickstream.New(uint64(time.Now().UnixNano())+uint64(w)*0x9e3779b97f4a7c15, max(1, cfg.Devices/cfg.Concurrency))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var body []byte
+			for range slots {
+				var ids []string
+				body, ids = b.request(body[:0], gen, step)
+				nProbes.Add(int64(len(ids)))
+				status, err := b.post(ctx, body)
+				nSent.Add(int64(cfg.Batch))
+				if err != nil || status != http.StatusOK {
+					nFailed.Add(int64(cfg.Batch))
+					errOnce.Do(func() { firstErr = fmt.Sprintf("status %d: %v", status, err) })
+					b.mu.Lock()
+					for _, id := range ids {
+						delete(b.probes, id)
+					}
+					b.mu.Unlock()
+					nProbes.Add(-int64(len(ids)))
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	next := start
+loop:
+	for i := 0; ; i++ {
+		next = start.Add(time.Duration(i) * interval)
+		if wait := time.Until(next); wait > 0 {
+			select {
+			case <-ctx.Done():
+				break loop
+			case <-time.After(wait):
+			}
+		}
+		select {
+		case <-ctx.Done():
+			break loop
+		case slots <- next:
+		}
+		select {
+		case <-tick.C:
+			if step >= 0 {
+				progress(cfg, "%d events/s: %2.0f s, sent %d (%.0f/s), %d probes", rate, time.Since(start).Seconds(), nSent.Load(), float64(nSent.Load())/time.Since(start).Seconds(), nProbes.Load())
+			}
+		default:
+		}
+	}
+	close(slots)
+	wg.Wait()
+	return nSent.Load(), nFailed.Load(), nProbes.Load(), firstErr
+}
+
+// request builds one /v1/batch body: shop clickstream with probes mixed
+// in; it registers the probes and returns their message ids.
+func (b *bench) request(body []byte, gen *clickstream.Clickstream, step int) ([]byte, []string) {
+	now := time.Now()
+	var ids []string
+	body = append(body, `{"batch":[`...)
+	for i := 0; i < b.cfg.Batch; i++ {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		n := b.seq.Add(1)
+		if n%int64(b.cfg.ProbeEvery) != 0 {
+			body, _ = gen.Event(body, now, time.Time{})
+			continue
+		}
+		id := "probe-" + b.runID + "-" + strconv.FormatInt(n, 10)
+		dev := (n / int64(b.cfg.ProbeEvery)) % int64(b.cfg.ProbeDevices)
+		body = fmt.Appendf(body, `{"type":"track","event":%q,"anonymousId":"bench-probe-%d","messageId":%q,"timestamp":%q,"properties":{"n":%d}}`,
+			ToggleEvent, dev, id, now.UTC().Format(time.RFC3339Nano), n)
+		ids = append(ids, id)
+	}
+	body = append(body, `],"sentAt":"`...)
+	body = now.UTC().AppendFormat(body, time.RFC3339Nano)
+	body = append(body, `"}`...)
+	if len(ids) > 0 {
+		b.mu.Lock()
+		for _, id := range ids {
+			b.probes[id] = &probe{step: step, sent: now}
+		}
+		b.mu.Unlock()
+	}
+	return body, ids
+}
+
+func (b *bench) post(ctx context.Context, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, strings.TrimSuffix(b.cfg.URL, "/")+"/v1/batch", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", b.auth)
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, fmt.Errorf("%s", bytes.TrimSpace(msg))
+	}
+	return resp.StatusCode, nil
+}
+
+func (b *bench) reader(brokers []string, topic string) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, GroupID: "pipebench-" + b.runID + "-" + topic, Topic: topic,
+		StartOffset: kafka.FirstOffset, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 50 * time.Millisecond, CommitInterval: time.Second})
+}
+
+func (b *bench) watchResolved(ctx context.Context, brokers []string) {
+	r := b.reader(brokers, b.cfg.ResolvedTopic)
+	defer r.Close()
+	for {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			return
+		}
+		at := time.Now()
+		if !bytes.Contains(m.Value, []byte("probe-"+b.runID)) {
+			continue // not a probe: skip decoding
+		}
+		env := &eventv1.Envelope{}
+		if proto.Unmarshal(m.Value, env) == nil {
+			b.record(env.MessageId, func(p *probe) *bool { return &p.resolved }, func(s *Step) *hdrhistogram.Histogram { return s.histResolved }, at)
+		}
+	}
+}
+
+func (b *bench) watchMemberships(ctx context.Context, brokers []string) {
+	r := b.reader(brokers, b.cfg.MembershipTopic)
+	defer r.Close()
+	for {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			return
+		}
+		at := time.Now()
+		ms := &segmentv1.Membership{}
+		if proto.Unmarshal(m.Value, ms) != nil {
+			continue
+		}
+		_, id, _ := strings.Cut(ms.CauseId, "/")
+		b.record(id, func(p *probe) *bool { return &p.triggered }, func(s *Step) *hdrhistogram.Histogram { return s.histTrigger }, at)
+	}
+}
+
+// watchRows polls ClickHouse for the outstanding probes' rows.
+func (b *bench) watchRows(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		type pending struct {
+			id   string
+			sent time.Time
+		}
+		var out []pending
+		b.mu.Lock()
+		for id, p := range b.probes {
+			if !p.loaded {
+				out = append(out, pending{id, p.sent})
+			}
+		}
+		b.mu.Unlock()
+		if len(out) == 0 {
+			continue
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].sent.Before(out[j].sent) })
+		if len(out) > 2000 {
+			out = out[:2000]
+		}
+		var q strings.Builder
+		fmt.Fprintf(&q, "SELECT message_id FROM %s.events WHERE message_id IN (", b.cfg.Database)
+		for i, p := range out {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("'" + p.id + "'")
+		}
+		q.WriteString(") FORMAT TabSeparated")
+		resp, err := http.Post(strings.TrimSuffix(b.cfg.ClickHouse, "/")+"/", "text/plain", strings.NewReader(q.String()))
+		if err != nil {
+			continue
+		}
+		at := time.Now()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			b.record(sc.Text(), func(p *probe) *bool { return &p.loaded }, func(s *Step) *hdrhistogram.Histogram { return s.histRow }, at)
+		}
+		resp.Body.Close()
+	}
+}
+
+// counters are what a service's /metrics says it has done so far.
+type counters struct{ processed, evaluations, transitions float64 }
+
+func scrapeAll(ctx context.Context, urls map[string]string) map[string]counters {
+	out := map[string]counters{}
+	for svc, u := range urls {
+		out[svc] = scrape(ctx, svc, u)
+	}
+	return out
+}
+
+// scrape reads the counters of one service from its Prometheus text.
+func scrape(ctx context.Context, svc, u string) counters {
+	var c counters
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return c
+	}
+	defer resp.Body.Close()
+	processed := "firstparty_" + svc + "_messages_committed_total"
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		name := line[:i]
+		switch {
+		case svc == "collector" && strings.HasPrefix(name, "firstparty_collector_events_total") && strings.Contains(name, `outcome="accepted"`):
+			c.processed += v
+		case strings.HasPrefix(name, processed):
+			c.processed += v
+		case strings.HasPrefix(name, "firstparty_segmenter_evaluations_total"):
+			c.evaluations += v
+		case strings.HasPrefix(name, "firstparty_segmenter_transitions_total"):
+			c.transitions += v
+		}
+	}
+	return c
+}
