@@ -122,7 +122,7 @@ chmod +x "$work/fpbench-cleanup"
 log "starting the pipeline (prefix $prefix, $nsegments segments, $partitions partitions)"
 for s in "${services[@]}"; do
 	name=${s%%:*} port=${s##*:}
-	env FP_HTTP_ADDR=127.0.0.1:$port FP_LOG_FORMAT=json FP_GRPC_ADDR= FP_SOURCES_FILE="$work/workspaces.yaml" \
+	env FP_HTTP_ADDR=127.0.0.1:$port FP_LOG_FORMAT=json FP_DEBUG_PPROF=true FP_GRPC_ADDR= FP_SOURCES_FILE="$work/workspaces.yaml" \
 		FP_KAFKA_PARTITIONS="$partitions" FP_CONSUMER_GROUP="$id-$name" FP_CLICKHOUSE_DATABASE="$db" \
 		FP_TOPIC_RAW="${prefix}cdp.events.raw" FP_TOPIC_VALID="${prefix}cdp.events.valid" FP_TOPIC_INVALID="${prefix}cdp.events.invalid" \
 		FP_TOPIC_RESOLVED="${prefix}cdp.events.resolved" FP_TOPIC_PROFILES="${prefix}cdp.profiles.changes" \

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
@@ -50,11 +51,14 @@ type Config struct {
 	HTTPAddr     string
 	DrainTimeout time.Duration
 	Log          logging.Config
+	// Pprof serves /debug/pprof/ (off by default).
+	Pprof bool
 }
 
 func (c *Config) RegisterFlags(fs *flag.FlagSet, defaultAddr string) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", defaultAddr, "listen address of the HTTP server (/healthz, /readyz, /metrics and the service's own API)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM, how long in-flight requests and batches may take to finish")
+	fs.BoolVar(&c.Pprof, "debug.pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address (keep that address private)")
 	c.Log.RegisterFlags(fs)
 }
 
@@ -206,6 +210,12 @@ func (a *App) Run(ctx context.Context) error {
 	a.Mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	a.Mux.HandleFunc("GET /readyz", a.readyz)
 	a.Mux.Handle("GET /metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry}))
+	if a.cfg.Pprof {
+		a.Mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		a.Mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		a.Mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		a.Mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	}
 	srv := &http.Server{Handler: a.Mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 
 	compCtx, cancelComps := context.WithCancel(context.WithoutCancel(ctx))

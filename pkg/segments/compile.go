@@ -94,8 +94,17 @@ type Segment struct {
 	// readsProfile: the condition reads traits, identities, first_seen or
 	// last_seen, so it can move on a profile change without any event.
 	readsProfile bool
-	recheck      time.Duration
+	// readsSeen: the condition reads first_seen or last_seen, which every
+	// event moves.
+	readsSeen bool
+	recheck   time.Duration
 }
+
+// ReadsSeen reports whether the condition reads first_seen or last_seen,
+// which every event of the profile moves: such a segment is re-evaluated
+// on every event, the others only when an event changes one of their
+// aggregates or the profile changes.
+func (s *Segment) ReadsSeen() bool { return s.readsSeen }
 
 // ReadsProfile reports whether the condition reads the profile (traits,
 // identities, first_seen, last_seen): such a segment must be re-evaluated
@@ -217,7 +226,8 @@ func CompileDefinition(d Definition) (*Segment, error) {
 		}
 	}
 	s := &Segment{ID: d.ID, Version: d.Version, Name: d.Name, Def: d, prg: prg, readsNow: used["now"], recheck: recheck,
-		readsProfile: used["traits"] || used["identities"] || used["first_seen"] || used["last_seen"]}
+		readsProfile: used["traits"] || used["identities"] || used["first_seen"] || used["last_seen"],
+		readsSeen:    used["first_seen"] || used["last_seen"]}
 	var unused []string
 	s.byName = make(map[string]*aggregate, len(names))
 	for _, n := range names {

@@ -104,6 +104,9 @@ func TestReadsProfile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if seen := strings.Contains(tc.def, "_seen"); s.ReadsSeen() != seen {
+			t.Errorf("%s: ReadsSeen() = %v, want %v", tc.def, s.ReadsSeen(), seen)
+		}
 		if s.ReadsProfile() != tc.want {
 			t.Errorf("%s: ReadsProfile() = %v, want %v", tc.def, s.ReadsProfile(), tc.want)
 		}

@@ -9,6 +9,8 @@
 //
 //	fp:{ws}:sg:p:<pid>    HASH  v → version, bumped by every write (optimistic concurrency)
 //	                            s:<segment id> → Entry JSON: segment version, in, since, aggregate state
+//	                            d:<segment id> → that segment's next deadline (Unix ms), so the
+//	                            profile's timer is known without decoding every entry
 //	                            w:<topic>/<partition> → highest offset applied (redelivery detection)
 //	                            into → survivor, when the profile was merged away
 //	fp:{ws}:sg:pe:<pid>   HASH  <topic>/<partition>/<offset> → Pending: transitions written here
@@ -58,15 +60,82 @@ type Entry struct {
 	State *segments.State `json:"st,omitempty"`
 }
 
-// Profile is one profile's segment state as loaded.
+// Profile is one profile's segment state as loaded. Entries are decoded
+// lazily (Get): an event usually touches a few of a profile's segments, so
+// the others are neither decoded nor written back.
 type Profile struct {
 	ID      string
 	Version int64
-	Entries map[string]*Entry // by segment id
+	// Entries are the decoded (or new) entries by segment id.
+	Entries map[string]*Entry
+	raw     map[string]string
+	// Due is each segment's next deadline (Unix ms) as last written.
+	Due map[string]int64
 	// Watermarks are the highest offset applied per "<topic>/<partition>".
 	Watermarks map[string]int64
 	// MergedInto is the survivor when this profile was merged away.
 	MergedInto string
+}
+
+// NewProfile is an empty profile (tests, and profiles never seen).
+func NewProfile(id string) *Profile {
+	return &Profile{ID: id, Entries: map[string]*Entry{}, raw: map[string]string{}, Due: map[string]int64{}, Watermarks: map[string]int64{}}
+}
+
+// Get returns the entry of a segment, decoding it on first use; nil when
+// the profile has none. A corrupt entry reads as none (it starts afresh).
+func (p *Profile) Get(id string) *Entry {
+	if e, ok := p.Entries[id]; ok {
+		return e
+	}
+	r, ok := p.raw[id]
+	if !ok {
+		return nil
+	}
+	delete(p.raw, id)
+	e := &Entry{}
+	if json.Unmarshal([]byte(r), e) != nil {
+		return nil
+	}
+	p.Entries[id] = e
+	return e
+}
+
+// Has reports whether the profile has an entry for the segment, without
+// decoding it.
+func (p *Profile) Has(id string) bool {
+	if _, ok := p.Entries[id]; ok {
+		return true
+	}
+	_, ok := p.raw[id]
+	return ok
+}
+
+// Decoded reports whether the segment's entry was decoded (or set).
+func (p *Profile) Decoded(id string) bool { _, ok := p.Entries[id]; return ok }
+
+// Set replaces (or adds) a segment's entry.
+func (p *Profile) Set(id string, e *Entry) {
+	delete(p.raw, id)
+	p.Entries[id] = e
+}
+
+// IDs lists every segment the profile has an entry for, sorted.
+func (p *Profile) IDs() []string {
+	out := make([]string, 0, len(p.Entries)+len(p.raw))
+	for id := range p.Entries {
+		out = append(out, id)
+	}
+	for id := range p.raw {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Clear forgets every entry (erased or merged away).
+func (p *Profile) Clear() {
+	p.Entries, p.raw, p.Due = map[string]*Entry{}, map[string]string{}, map[string]int64{}
 }
 
 // Applied reports whether the message at topic/partition/offset was
@@ -121,7 +190,7 @@ func (s *Store) Load(ctx context.Context, ws string, pids []string) (map[string]
 }
 
 func decodeProfile(pid string, h map[string]string) (*Profile, error) {
-	p := &Profile{ID: pid, Entries: map[string]*Entry{}, Watermarks: map[string]int64{}}
+	p := NewProfile(pid)
 	for k, v := range h {
 		switch {
 		case k == "v":
@@ -129,11 +198,9 @@ func decodeProfile(pid string, h map[string]string) (*Profile, error) {
 		case k == "into":
 			p.MergedInto = v
 		case strings.HasPrefix(k, "s:"):
-			e := &Entry{}
-			if err := json.Unmarshal([]byte(v), e); err != nil {
-				return nil, fmt.Errorf("segment state %s of profile %s is corrupt: %w", k[2:], pid, err)
-			}
-			p.Entries[k[2:]] = e
+			p.raw[k[2:]] = v
+		case strings.HasPrefix(k, "d:"):
+			p.Due[k[2:]], _ = strconv.ParseInt(v, 10, 64)
 		case strings.HasPrefix(k, "w:"):
 			p.Watermarks[k[2:]], _ = strconv.ParseInt(v, 10, 64)
 		}
@@ -176,6 +243,8 @@ type Write struct {
 	ExpectVersion int64
 	Entries       map[string]*Entry // segments to set
 	Delete        []string          // segments to forget
+	// Due sets segments' next deadlines (Unix ms; 0 forgets one).
+	Due map[string]int64
 	Watermarks    map[string]int64  // "<topic>/<partition>" → offset
 	MergedInto    string
 	// Pending transitions by PendingField, kept until Ack.
@@ -295,7 +364,16 @@ func commitArgs(ws string, writes []Write) ([]string, []any, error) {
 		}
 		var del []any
 		for _, id := range w.Delete {
-			del = append(del, "s:"+id)
+			del = append(del, "s:"+id, "d:"+id)
+		}
+		if !w.Wipe {
+			for _, id := range sortedKeys(w.Due) {
+				if d := w.Due[id]; d > 0 {
+					set = append(set, "d:"+id, d)
+				} else {
+					del = append(del, "d:"+id)
+				}
+			}
 		}
 		var pend []any
 		for _, f := range sortedKeys(w.Pending) {
@@ -353,8 +431,8 @@ func (s *Store) Memberships(ctx context.Context, ws, pid string) ([]Membership, 
 		return nil, err
 	}
 	var out []Membership
-	for _, id := range sortedKeys(p.Entries) {
-		if e := p.Entries[id]; e.In {
+	for _, id := range p.IDs() {
+		if e := p.Get(id); e != nil && e.In {
 			out = append(out, Membership{SegmentID: id, Version: e.Version, Since: time.UnixMilli(e.Since).UTC()})
 		}
 	}

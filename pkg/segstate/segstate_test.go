@@ -38,10 +38,10 @@ func TestCommitIsVersionChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := got["p1"]
-	if p.Version != 1 || !p.Entries["vip"].In || p.Entries["vip"].State.Watermark != 5 || !p.Applied("t", 0, 41) || p.Applied("t", 0, 42) || p.Applied("t", 1, 1) {
+	if p.Version != 1 || !p.Get("vip").In || p.Get("vip").State.Watermark != 5 || !p.Applied("t", 0, 41) || p.Applied("t", 0, 42) || p.Applied("t", 1, 1) {
 		t.Fatalf("loaded %+v", p)
 	}
-	if got["never"].Version != 0 || len(got["never"].Entries) != 0 {
+	if got["never"].Version != 0 || len(got["never"].IDs()) != 0 {
 		t.Fatalf("unknown profile loaded as %+v", got["never"])
 	}
 	if at, ok, _ := s.Timer(ctx, ws, "p1"); !ok || !at.Equal(due) {
@@ -69,7 +69,7 @@ func TestCommitIsVersionChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ = s.Load(ctx, ws, []string{"p1", "p2"})
-	if got["p1"].Version != 2 || !got["p1"].Entries["vip"].In || got["p2"].MergedInto != "p1" || got["p2"].Version != 1 {
+	if got["p1"].Version != 2 || !got["p1"].Get("vip").In || got["p2"].MergedInto != "p1" || got["p2"].Version != 1 {
 		t.Fatalf("after merge: %+v %+v", got["p1"], got["p2"])
 	}
 	if _, ok, _ := s.Timer(ctx, ws, "p2"); ok {

@@ -149,7 +149,14 @@ func (r *Runner) process(ctx context.Context, batch []kafka.Message) error {
 }
 
 func (r *Runner) attempt(ctx context.Context, batch []kafka.Message) error {
+	t := time.Now()
+	phase := func(name string) {
+		now := time.Now()
+		r.Metrics.phaseSeconds.WithLabelValues(name).Observe(now.Sub(t).Seconds())
+		t = now
+	}
 	res, err := r.Handler.Handle(ctx, batch)
+	phase("handle")
 	if err != nil {
 		return fmt.Errorf("handling batch: %w", err)
 	}
@@ -160,6 +167,7 @@ func (r *Runner) attempt(ctx context.Context, batch []kafka.Message) error {
 		if err := r.Sink.Produce(ctx, res.Outputs...); err != nil {
 			return err
 		}
+		phase("produce")
 		for _, o := range res.Outputs {
 			r.Metrics.outputs.WithLabelValues(o.Topic).Inc()
 		}
@@ -168,11 +176,14 @@ func (r *Runner) attempt(ctx context.Context, batch []kafka.Message) error {
 		if err := res.AfterAck(ctx); err != nil {
 			return fmt.Errorf("writing state after ack: %w", err)
 		}
+		phase("after_ack")
 	}
 	if ctx.Err() != nil {
 		return context.Cause(ctx) // abandoned: never commit what may be half done
 	}
-	if err := r.Source.Commit(ctx, batch...); err != nil {
+	err = r.Source.Commit(ctx, batch...)
+	phase("commit")
+	if err != nil {
 		// Everything the batch caused is durable, so a redelivery is only
 		// wasted work; the next successful commit covers these offsets.
 		r.Metrics.commitErrors.Inc()
@@ -210,6 +221,7 @@ type Metrics struct {
 	outputs      *prometheus.CounterVec
 	commitErrors prometheus.Counter
 	batchSeconds prometheus.Histogram
+	phaseSeconds *prometheus.HistogramVec
 	lag          prometheus.Gauge
 }
 
@@ -234,12 +246,16 @@ func NewMetrics(name string, reg prometheus.Registerer) *Metrics {
 			Name: p + "batch_duration_seconds", Help: "Time to handle, produce and commit one batch attempt.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
+		phaseSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: p + "phase_duration_seconds", Help: "Time of each phase of a batch attempt: handle, produce, after_ack, commit.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"phase"}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: p + "consumer_lag", Help: "Messages behind the end of the partitions, as last seen.",
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.batches, m.messages, m.outputs, m.commitErrors, m.batchSeconds, m.lag)
+		reg.MustRegister(m.batches, m.messages, m.outputs, m.commitErrors, m.batchSeconds, m.phaseSeconds, m.lag)
 	}
 	return m
 }

@@ -87,16 +87,16 @@ func (ev *evaluator) reset() {
 // entry returns the profile's entry for seg, creating (and seeding from the
 // profile) one the profile never had, and reporting whether it is new or
 // from another version of the segment (both need an evaluation).
-func entry(entries map[string]*segstate.Entry, seg *segments.Segment, prof segments.Profile) (*segstate.Entry, bool) {
-	e := entries[seg.ID]
+func entry(p *segstate.Profile, seg *segments.Segment, prof segments.Profile) (*segstate.Entry, bool) {
+	e := p.Get(seg.ID)
 	if e == nil || e.State == nil {
-		e = &segstate.Entry{Version: seg.Version, State: &segments.State{}}
-		if old := entries[seg.ID]; old != nil {
-			e.In, e.Since = old.In, old.Since
+		ne := &segstate.Entry{Version: seg.Version, State: &segments.State{}}
+		if e != nil {
+			ne.In, ne.Since = e.In, e.Since
 		}
-		seg.Seed(e.State, prof)
-		entries[seg.ID] = e
-		return e, true
+		seg.Seed(ne.State, prof)
+		p.Set(seg.ID, ne)
+		return ne, true
 	}
 	if e.Version != seg.Version {
 		e.Version = seg.Version
@@ -106,28 +106,34 @@ func entry(entries map[string]*segstate.Entry, seg *segments.Segment, prof segme
 	return e, false
 }
 
-// apply folds one input into entries (the profile's, keyed by segment) and
-// returns the transitions, evaluated at now.
-func (ev *evaluator) apply(entries map[string]*segstate.Entry, prof segments.Profile, in input, now time.Time) []transition {
+// apply folds one input into the profile's entries and returns the
+// transitions, evaluated at now. Entries an input cannot move are neither
+// decoded nor evaluated: an event only the segments it can change (or
+// whose condition reads first/last seen), a profile change only the
+// segments that read the profile; merges and ticks evaluate all.
+func (ev *evaluator) apply(p *segstate.Profile, prof segments.Profile, in input, now time.Time) []transition {
 	var out []transition
 	for _, seg := range ev.segs {
-		e, fresh := entry(entries, seg, prof)
-		need := fresh
+		affected := false
+		switch in.kind {
+		case inEvent:
+			affected = seg.Affected(in.event)
+			if !affected && !seg.ReadsSeen() && p.Has(seg.ID) {
+				continue
+			}
+		case inProfile:
+			if !seg.ReadsProfile() && p.Has(seg.ID) {
+				continue
+			}
+		}
+		e, fresh := entry(p, seg, prof)
+		need := fresh || in.kind != inEvent || seg.ReadsSeen()
 		if fresh {
 			ev.dirty[seg.ID] = true
 		}
-		switch in.kind {
-		case inEvent:
-			if seg.Affected(in.event) && seg.Observe(e.State, in.event) {
-				need = true
-				ev.dirty[seg.ID] = true
-			}
-			// Every event moves last_seen and may bring traits.
-			need = need || seg.ReadsProfile()
-		case inProfile, inMerge:
-			need = need || seg.ReadsProfile() || in.kind == inMerge
-		case inTick:
+		if affected && seg.Observe(e.State, in.event) {
 			need = true
+			ev.dirty[seg.ID] = true
 		}
 		if !need {
 			continue
@@ -158,19 +164,23 @@ func (ev *evaluator) decide(e *segstate.Entry, seg *segments.Segment, prof segme
 	return []transition{{segment: seg.ID, version: seg.Version, profile: prof.ID, enter: is, at: in.at, causeID: in.causeID}}
 }
 
-// merge folds the losers' entries into the survivor's: aggregates combine,
-// and every loser exits the segments it was in (it no longer exists as a
-// person). The survivor is evaluated afterwards by apply.
-func mergeEntries(survivor map[string]*segstate.Entry, loserID string, loser map[string]*segstate.Entry, in input) []transition {
+// mergeEntries folds the loser's entries into the survivor's: aggregates
+// combine, and the loser exits the segments it was in (it no longer exists
+// as a person). The survivor is evaluated afterwards by apply.
+func mergeEntries(survivor *segstate.Profile, loserID string, loser *segstate.Profile, in input) []transition {
 	var out []transition
-	for id, le := range loser {
+	for _, id := range loser.IDs() {
+		le := loser.Get(id)
+		if le == nil {
+			continue
+		}
 		if le.In {
 			out = append(out, transition{segment: id, version: le.Version, profile: loserID, enter: false, at: in.at, causeID: in.causeID})
 		}
-		se := survivor[id]
+		se := survivor.Get(id)
 		switch {
 		case se == nil || se.State == nil:
-			survivor[id] = &segstate.Entry{Version: le.Version, State: le.State}
+			survivor.Set(id, &segstate.Entry{Version: le.Version, State: le.State})
 		case le.State != nil:
 			se.State = segments.MergeStates(se.State, le.State)
 		}
@@ -179,10 +189,10 @@ func mergeEntries(survivor map[string]*segstate.Entry, loserID string, loser map
 }
 
 // exitAll is what an erased profile does: leave every segment.
-func exitAll(pid string, entries map[string]*segstate.Entry, in input) []transition {
+func exitAll(pid string, p *segstate.Profile, in input) []transition {
 	var out []transition
-	for id, e := range entries {
-		if e.In {
+	for _, id := range p.IDs() {
+		if e := p.Get(id); e != nil && e.In {
 			out = append(out, transition{segment: id, version: e.Version, profile: pid, enter: false, at: in.at, causeID: in.causeID})
 		}
 	}
@@ -190,19 +200,44 @@ func exitAll(pid string, entries map[string]*segstate.Entry, in input) []transit
 }
 
 // nextDeadline is the earliest instant any segment may change with no new
-// input; zero when none.
-func nextDeadline(segs []*segments.Segment, entries map[string]*segstate.Entry, now time.Time) time.Time {
-	var best time.Time
+// input (zero when none), and the per-segment deadlines that changed. An
+// entry that was not decoded keeps its stored deadline unless that has
+// passed, in which case it is decoded and asked again.
+func nextDeadline(segs []*segments.Segment, p *segstate.Profile, now time.Time) (time.Time, map[string]int64) {
+	nowMs := now.UnixMilli()
+	best := int64(0)
+	changed := map[string]int64{}
 	for _, seg := range segs {
-		e := entries[seg.ID]
-		if e == nil || e.State == nil {
-			continue
+		stored := p.Due[seg.ID]
+		if !p.Decoded(seg.ID) {
+			if !p.Has(seg.ID) || stored == 0 {
+				continue
+			}
+			if stored > nowMs {
+				if best == 0 || stored < best {
+					best = stored
+				}
+				continue
+			}
 		}
-		if d, ok := seg.NextDeadline(e.State, now); ok && (best.IsZero() || d.Before(best)) {
+		e := p.Get(seg.ID)
+		var d int64
+		if e != nil && e.State != nil {
+			if t, ok := seg.NextDeadline(e.State, now); ok {
+				d = t.UnixMilli()
+			}
+		}
+		if d != stored {
+			changed[seg.ID] = d
+		}
+		if d != 0 && (best == 0 || d < best) {
 			best = d
 		}
 	}
-	return best
+	if best == 0 {
+		return time.Time{}, changed
+	}
+	return time.UnixMilli(best).UTC(), changed
 }
 
 // toProto is a transition as it goes on cdp.segments.membership.

@@ -53,7 +53,7 @@ func TestApply(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := &evaluator{segs: segs}
 			ev.reset()
-			entries := map[string]*segstate.Entry{}
+			entries := segstate.NewProfile("p")
 			var got []string
 			for _, in := range tc.inputs {
 				at := now // events are evaluated when they arrive, ticks when due
@@ -82,10 +82,10 @@ func TestMergeAndDeadline(t *testing.T) {
 	order := input{kind: inEvent, causeID: "c", at: now, event: segments.Event{Type: "track", Name: "Order Completed", Time: now}}
 	ev := &evaluator{segs: segs}
 	ev.reset()
-	a, b := map[string]*segstate.Entry{}, map[string]*segstate.Entry{}
+	a, b := segstate.NewProfile("a"), segstate.NewProfile("b")
 	ev.apply(a, segments.Profile{ID: "a"}, order, now)
 	ev.apply(b, segments.Profile{ID: "b"}, order, now)
-	b["buyers"].In = true // pretend b was in, to see it exit
+	b.Get("buyers").In = true // pretend b was in, to see it exit
 	exits := mergeEntries(a, "b", b, input{causeID: "m", at: now})
 	if len(exits) != 1 || exits[0].profile != "b" || exits[0].enter {
 		t.Fatalf("merge exits = %+v", exits)
@@ -95,7 +95,7 @@ func TestMergeAndDeadline(t *testing.T) {
 		t.Fatalf("survivor after merge: %+v", got)
 	}
 	// The hour bucket of the orders leaves the 1-day window at 13:00 next day.
-	if d := nextDeadline(segs, a, now); !d.Equal(now.Add(25 * time.Hour)) {
+	if d, _ := nextDeadline(segs, a, now); !d.Equal(now.Add(25 * time.Hour)) {
 		t.Fatalf("next deadline = %v", d)
 	}
 	if out := exitAll("a", a, input{causeID: "erase"}); len(out) != 1 || out[0].enter {

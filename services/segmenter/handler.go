@@ -352,7 +352,6 @@ func (h *handler) fold(g *group, segs []*segments.Segment, states map[string]*se
 	g.outs, g.pending, g.dups, g.writes, g.ms = nil, nil, nil, nil, nil
 	g.counts = map[[2]string]int{}
 	w := segstate.Write{ProfileID: g.pid, ExpectVersion: p.Version, Watermarks: map[string]int64{}, Pending: map[string][]*segmentv1.Membership{}}
-	entries := p.Entries
 	var losers []segstate.Write
 	for _, it := range g.items {
 		m := it.msg
@@ -376,25 +375,25 @@ func (h *handler) fold(g *group, segs []*segments.Segment, states map[string]*se
 				if lp == nil || lid == g.pid {
 					continue
 				}
-				trans = append(trans, mergeEntries(entries, lid, lp.Entries, it.in)...)
+				trans = append(trans, mergeEntries(p, lid, lp, it.in)...)
 				for c, off := range lp.Watermarks {
 					if off > p.Watermarks[c] && off > w.Watermarks[c] {
 						w.Watermarks[c] = off
 					}
 				}
 				losers = append(losers, segstate.Write{ProfileID: lid, ExpectVersion: lp.Version, Wipe: true, MergedInto: g.pid})
-				lp.Entries = map[string]*segstate.Entry{} // a second merge of it in this batch adds nothing
+				lp.Clear() // a second merge of it in this batch adds nothing
 			}
-			for id := range entries {
+			for _, id := range p.IDs() {
 				ev.dirty[id] = true
 			}
-			trans = append(trans, ev.apply(entries, g.prof, it.in, at)...)
+			trans = append(trans, ev.apply(p, g.prof, it.in, at)...)
 		case inDelete:
-			trans = exitAll(g.pid, entries, it.in)
-			entries = map[string]*segstate.Entry{}
+			trans = exitAll(g.pid, p, it.in)
+			p.Clear()
 			w.Wipe = true
 		default:
-			trans = append(trans, ev.apply(entries, g.prof, it.in, at)...)
+			trans = append(trans, ev.apply(p, g.prof, it.in, at)...)
 		}
 		w.Watermarks[segstate.Cause(m.Topic, m.Partition)] = m.Offset
 		if len(trans) == 0 {
@@ -415,7 +414,7 @@ func (h *handler) fold(g *group, segs []*segments.Segment, states map[string]*se
 	} else {
 		w.Entries = map[string]*segstate.Entry{}
 		for id := range ev.dirty {
-			if e := entries[id]; e != nil {
+			if e := p.Get(id); e != nil {
 				w.Entries[id] = e
 			}
 		}
@@ -423,12 +422,12 @@ func (h *handler) fold(g *group, segs []*segments.Segment, states map[string]*se
 		for _, s := range segs {
 			configured[s.ID] = true
 		}
-		for id := range entries {
+		for _, id := range p.IDs() {
 			if !configured[id] {
 				w.Delete = append(w.Delete, id) // the segment was removed
 			}
 		}
-		w.Timer = nextDeadline(segs, entries, now)
+		w.Timer, w.Due = nextDeadline(segs, p, now)
 	}
 	g.writes = append([]segstate.Write{w}, losers...)
 }

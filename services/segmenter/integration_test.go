@@ -212,7 +212,7 @@ func TestRedeliveryIsANoOp(t *testing.T) {
 	stop()
 	h.waitFor(want...)
 	after, _ := h.store.Load(context.Background(), h.ws, []string{"p3"})
-	b, a := before["p3"].Entries["buyers"], after["p3"].Entries["buyers"]
+	b, a := before["p3"].Get("buyers"), after["p3"].Get("buyers")
 	if fmt.Sprint(b.State.Aggs["orders"].Total) != "5" || a.State.Aggs["orders"].Total != b.State.Aggs["orders"].Total {
 		t.Fatalf("orders of p3: before replay %v, after %v; want 5 both", b.State.Aggs["orders"].Total, a.State.Aggs["orders"].Total)
 	}
