@@ -45,47 +45,102 @@ func (g *Graph) Lookup(ctx context.Context, workspace string, id Identifier) (Pr
 
 // Profile returns a profile by id, following merges to the survivor.
 func (g *Graph) Profile(ctx context.Context, workspace, pid string) (Profile, error) {
-	p := Prefix(workspace)
-	for hops := 0; ; hops++ {
-		into, err := g.rdb.HGet(ctx, p+"p:"+pid, "merged_into").Result()
-		if errors.Is(err, redis.Nil) {
-			break
-		}
-		if err != nil {
-			return Profile{}, err
-		}
-		if hops > 100 {
-			return Profile{}, fmt.Errorf("profile %s: merge chain too long", pid)
-		}
-		pid = into
+	ps, err := g.Profiles(ctx, workspace, []string{pid})
+	if err != nil {
+		return Profile{}, err
 	}
-	pipe := g.rdb.Pipeline()
-	h := pipe.HGetAll(ctx, p+"p:"+pid)
-	ids := pipe.SMembers(ctx, p+"p:"+pid+":ids")
-	traits := pipe.HGetAll(ctx, p+"p:"+pid+":t")
-	counts := pipe.HGetAll(ctx, p+"p:"+pid+":c")
-	merged := pipe.SMembers(ctx, p+"p:"+pid+":merged")
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return Profile{}, fmt.Errorf("reading profile %s: %w", pid, err)
-	}
-	if len(h.Val()) == 0 {
+	p, ok := ps[pid]
+	if !ok {
 		return Profile{}, ErrNotFound
 	}
-	prof := Profile{ID: pid, Traits: map[string]json.RawMessage{}, Counters: map[string]int64{}, Merged: merged.Val()}
-	ms := func(k string) time.Time { n, _ := strconv.ParseInt(h.Val()[k], 10, 64); return time.UnixMilli(n).UTC() }
-	prof.FirstSeen, prof.LastSeen = ms("first"), ms("last")
-	prof.Version, _ = strconv.ParseInt(h.Val()["ver"], 10, 64)
-	for _, s := range ids.Val() {
-		t, v, _ := strings.Cut(s, ":")
-		prof.Identities = append(prof.Identities, Identifier{t, v})
+	return p, nil
+}
+
+// Profiles reads several profiles at once, each followed through merges to
+// its survivor, keyed by the id asked for; ids no profile has are absent.
+// It costs two pipelined round trips (plus one per level of a merge chain)
+// however many profiles are read.
+func (g *Graph) Profiles(ctx context.Context, workspace string, pids []string) (map[string]Profile, error) {
+	p := Prefix(workspace)
+	// Follow merges: survivor[asked] is where asked lives now.
+	survivor := make(map[string]string, len(pids))
+	todo := make([]string, 0, len(pids))
+	for _, pid := range pids {
+		if _, dup := survivor[pid]; !dup {
+			survivor[pid] = pid
+			todo = append(todo, pid)
+		}
 	}
-	sort.Slice(prof.Identities, func(i, j int) bool { return prof.Identities[i].String() < prof.Identities[j].String() })
-	for k, v := range traits.Val() {
-		prof.Traits[k] = json.RawMessage(v)
+	for hops := 0; len(todo) > 0; hops++ {
+		if hops > 100 {
+			return nil, fmt.Errorf("profile %s: merge chain too long", todo[0])
+		}
+		pipe := g.rdb.Pipeline()
+		cmds := make([]*redis.StringCmd, len(todo))
+		for i, asked := range todo {
+			cmds[i] = pipe.HGet(ctx, p+"p:"+survivor[asked], "merged_into")
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("following merges: %w", err)
+		}
+		var next []string
+		for i, asked := range todo {
+			if into, err := cmds[i].Result(); err == nil && into != "" {
+				survivor[asked] = into
+				next = append(next, asked)
+			}
+		}
+		todo = next
 	}
-	for k, v := range counts.Val() {
-		prof.Counters[k], _ = strconv.ParseInt(v, 10, 64)
+	type read struct {
+		h, traits, counts *redis.MapStringStringCmd
+		ids, merged       *redis.StringSliceCmd
 	}
-	sort.Strings(prof.Merged)
-	return prof, nil
+	reads := map[string]*read{}
+	pipe := g.rdb.Pipeline()
+	for _, pid := range survivor {
+		if reads[pid] != nil {
+			continue
+		}
+		reads[pid] = &read{
+			h: pipe.HGetAll(ctx, p+"p:"+pid), ids: pipe.SMembers(ctx, p+"p:"+pid+":ids"), traits: pipe.HGetAll(ctx, p+"p:"+pid+":t"),
+			counts: pipe.HGetAll(ctx, p+"p:"+pid+":c"), merged: pipe.SMembers(ctx, p+"p:"+pid+":merged"),
+		}
+	}
+	if len(reads) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("reading profiles: %w", err)
+		}
+	}
+	decoded := map[string]*Profile{}
+	for pid, r := range reads {
+		if len(r.h.Val()) == 0 {
+			continue
+		}
+		prof := &Profile{ID: pid, Traits: map[string]json.RawMessage{}, Counters: map[string]int64{}, Merged: r.merged.Val()}
+		h := r.h.Val()
+		ms := func(k string) time.Time { n, _ := strconv.ParseInt(h[k], 10, 64); return time.UnixMilli(n).UTC() }
+		prof.FirstSeen, prof.LastSeen = ms("first"), ms("last")
+		prof.Version, _ = strconv.ParseInt(h["ver"], 10, 64)
+		for _, s := range r.ids.Val() {
+			t, v, _ := strings.Cut(s, ":")
+			prof.Identities = append(prof.Identities, Identifier{t, v})
+		}
+		sort.Slice(prof.Identities, func(i, j int) bool { return prof.Identities[i].String() < prof.Identities[j].String() })
+		for k, v := range r.traits.Val() {
+			prof.Traits[k] = json.RawMessage(v)
+		}
+		for k, v := range r.counts.Val() {
+			prof.Counters[k], _ = strconv.ParseInt(v, 10, 64)
+		}
+		sort.Strings(prof.Merged)
+		decoded[pid] = prof
+	}
+	out := make(map[string]Profile, len(pids))
+	for asked, pid := range survivor {
+		if prof := decoded[pid]; prof != nil {
+			out[asked] = *prof
+		}
+	}
+	return out, nil
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -266,44 +265,29 @@ func (h *handler) group(ctx context.Context, items []*item) ([]*group, error) {
 			profiles[key{it.ws, it.pid}] = nil
 		}
 	}
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(16)
-	results := make(chan struct {
-		k key
-		p *segments.Profile
-	}, len(profiles))
+	byWS := map[string][]string{}
 	for k := range profiles {
-		eg.Go(func() error {
-			p, err := h.graph.Profile(ectx, k.ws, k.pid)
-			if errors.Is(err, identity.ErrNotFound) {
+		byWS[k.ws] = append(byWS[k.ws], k.pid)
+	}
+	for ws, pids := range byWS {
+		got, err := h.graph.Profiles(ctx, ws, pids)
+		if err != nil {
+			return nil, err
+		}
+		for _, pid := range pids {
+			p, ok := got[pid]
+			if !ok {
 				// Not (or no longer) in the identity graph: evaluate on
 				// the aggregates alone, under the id the message names.
-				results <- struct {
-					k key
-					p *segments.Profile
-				}{k, &segments.Profile{ID: k.pid}}
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("reading profile %s: %w", k.pid, err)
+				profiles[key{ws, pid}] = &segments.Profile{ID: pid}
+				continue
 			}
 			sp := &segments.Profile{ID: p.ID, Traits: p.Traits, FirstSeen: p.FirstSeen, LastSeen: p.LastSeen}
 			for _, id := range p.Identities {
 				sp.Identities = append(sp.Identities, id.String())
 			}
-			results <- struct {
-				k key
-				p *segments.Profile
-			}{k, sp}
-			return nil
-		})
-	}
-	if err := eg.Wait(); err != nil {
-		return nil, err
-	}
-	close(results)
-	for r := range results {
-		profiles[r.k] = r.p
+			profiles[key{ws, pid}] = sp
+		}
 	}
 	var out []*group
 	byPID := map[key]*group{}
