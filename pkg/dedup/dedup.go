@@ -5,13 +5,19 @@
 // Redis layout (one workspace's keys share the hash tag {ws}, so they live on
 // one Redis Cluster shard):
 //
-//	fp:{<workspace>}:dedup:<source>:<hour>   HASH message id → origin of its first
+//	fp:{<workspace>}:dedup:<source>:<n>      HASH message id → origin of its first
 //	                                         delivery (topic, partition, offset and
 //	                                         Kafka timestamp), for ids first seen in
-//	                                         that hour (Unix hours); expires
-//	                                         window+2h after it was written.
+//	                                         bucket n (Unix time / bucket width);
+//	                                         expires window + 2 widths after it was
+//	                                         written.
 //
-// Seen asks every hour bucket inside the window with HMGET and returns the
+// A bucket is a quarter of the window in whole hours (6 h for the 24 h
+// default), so Seen asks five buckets and an id is remembered for at least
+// the window and at most a quarter longer. Bucket numbers depend on the
+// width: changing -dedup.window starts a fresh set of buckets.
+//
+// Seen asks every bucket inside the window with HMGET and returns the
 // recorded origin; Record writes with HSETNX, so the first origin sticks.
 // Both are idempotent, so go-redis retries are harmless. Knowing the origin
 // tells a Kafka redelivery of the very same message (same origin: its
@@ -48,6 +54,7 @@ type Entry struct {
 type Store struct {
 	rdb    redis.UniversalClient
 	window time.Duration
+	width  int64 // bucket width in seconds
 	now    func() time.Time
 }
 
@@ -56,11 +63,12 @@ func New(rdb redis.UniversalClient, window time.Duration) *Store {
 	if window < time.Hour {
 		window = time.Hour
 	}
-	return &Store{rdb: rdb, window: window, now: time.Now}
+	hours := max(1, int64((window/4+time.Hour-1)/time.Hour))
+	return &Store{rdb: rdb, window: window, width: hours * 3600, now: time.Now}
 }
 
-func bucketKey(workspace, source string, hour int64) string {
-	return fmt.Sprintf("fp:{%s}:dedup:%s:%d", workspace, source, hour)
+func bucketKey(workspace, source string, n int64) string {
+	return fmt.Sprintf("fp:{%s}:dedup:%s:%d", workspace, source, n)
 }
 
 type group struct{ workspace, source string }
@@ -83,8 +91,8 @@ func (s *Store) Seen(ctx context.Context, ids []ID) ([]string, error) {
 		g := group{id.Workspace, id.Source}
 		byGroup[g] = append(byGroup[g], id)
 	}
-	now := s.now().Unix() / 3600
-	oldest := s.now().Add(-s.window).Unix() / 3600
+	now := s.now().Unix() / s.width
+	oldest := s.now().Add(-s.window).Unix() / s.width
 	type query struct {
 		ids []ID
 		cmd *redis.SliceCmd
@@ -130,15 +138,15 @@ func (s *Store) Seen(ctx context.Context, ids []ID) ([]string, error) {
 // InBatch is the origin Seen reports for the second copy of an id in one call.
 const InBatch = "batch"
 
-// Record stores the entries in the current hour bucket; an id already
-// recorded there keeps its first origin.
+// Record stores the entries in the current bucket; an id already recorded
+// there keeps its first origin.
 func (s *Store) Record(ctx context.Context, entries []Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	hour := s.now().Unix() / 3600
+	hour := s.now().Unix() / s.width
 	// The bucket must outlive the window measured from its last second.
-	ttl := s.window + 2*time.Hour
+	ttl := s.window + 2*time.Duration(s.width)*time.Second
 	pipe := s.rdb.Pipeline()
 	keys := map[string]bool{}
 	for _, e := range entries {

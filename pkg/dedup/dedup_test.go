@@ -45,7 +45,8 @@ func TestSeenAndRecordAgainstRedis(t *testing.T) {
 		{"other message", 0, b, ""},
 		{"same id, other source", 0, otherSource, ""},
 		{"23 h later", 23 * time.Hour, a, "0:17"},
-		{"25 h later: outside the window", 25*time.Hour + 30*time.Minute, a, ""},
+		{"24 h later: still inside", 24 * time.Hour, a, "0:17"},
+		{"31 h later: outside the window and its last 6 h bucket", 31 * time.Hour, a, ""},
 	}
 	for _, tt := range tests {
 		s.now = func() time.Time { return clock.Add(tt.after) }
@@ -64,8 +65,8 @@ func TestSeenAndRecordAgainstRedis(t *testing.T) {
 	if err != nil || seen[0] != "0:17" || seen[1] != "0:17" {
 		t.Fatalf("repeated recorded id: %q, %v", seen, err)
 	}
-	ttl := rdb.TTL(ctx, bucketKey(ws, "web", clock.Unix()/3600)).Val()
-	if ttl < 24*time.Hour || ttl > 27*time.Hour {
+	ttl := rdb.TTL(ctx, bucketKey(ws, "web", clock.Unix()/s.width)).Val()
+	if ttl < 24*time.Hour || ttl > 37*time.Hour {
 		t.Errorf("bucket TTL = %v, want window + slack", ttl)
 	}
 }
