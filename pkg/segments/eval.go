@@ -39,7 +39,8 @@ func (s *Segment) Affected(ev Event) bool {
 	return false
 }
 
-// eventProps lazily decodes an event's properties once per Observe.
+// eventProps lazily decodes an event's properties once per Observe, or
+// once per event when the event was made with NewEvent.
 type eventProps struct {
 	raw    []byte
 	m      map[string]any
@@ -97,7 +98,10 @@ func (s *Segment) Observe(st *State, ev Event) bool {
 	if t > st.Watermark {
 		st.Watermark = t
 	}
-	props := &eventProps{raw: ev.Properties}
+	props := ev.props
+	if props == nil {
+		props = &eventProps{raw: ev.Properties}
+	}
 	changed := false
 	for _, a := range s.aggs {
 		switch a.kind {

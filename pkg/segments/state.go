@@ -11,6 +11,15 @@ type Event struct {
 	MessageID, Type, Name string
 	Time                  time.Time
 	Properties            []byte // JSON object
+
+	props *eventProps // shared decoded properties (NewEvent)
+}
+
+// NewEvent returns ev set up to decode its properties at most once however
+// many segments observe it (a zero Event decodes them per Observe).
+func NewEvent(ev Event) Event {
+	ev.props = &eventProps{raw: ev.Properties}
+	return ev
 }
 
 // Profile is the profile the condition reads.

@@ -216,7 +216,7 @@ func (h *handler) decode(m kafka.Message) (*item, error) {
 		typ := strings.ToLower(strings.TrimPrefix(e.Type.String(), "EVENT_TYPE_"))
 		return &item{msg: m, ws: env.WorkspaceId, pid: env.Resolution.ProfileId, in: input{
 			kind: inEvent, causeID: env.SourceId + "/" + env.MessageId, at: e.GetTimestamp().AsTime(),
-			event: segments.Event{MessageID: env.MessageId, Type: typ, Name: name, Time: e.GetTimestamp().AsTime(), Properties: e.PropertiesJson},
+			event: segments.NewEvent(segments.Event{MessageID: env.MessageId, Type: typ, Name: name, Time: e.GetTimestamp().AsTime(), Properties: e.PropertiesJson}),
 		}}, nil
 	case h.topics.Profiles:
 		c := &profilev1.ProfileChange{}
