@@ -58,6 +58,8 @@ func TestWireCompatibility(t *testing.T) {
 			Transition: segmentv1.Transition_TRANSITION_EXIT, OccurredAt: ts, EvaluatedAt: ts, CauseId: "c"},
 		"tick": &segmentv1.Tick{TickId: "t", WorkspaceId: "w", ProfileId: "p", Reason: segmentv1.TickReason_TICK_REASON_BACKFILL,
 			DueAt: ts, SegmentId: "s", SegmentVersion: 2},
+		"webhook_failure": &segmentv1.WebhookFailure{Membership: &segmentv1.Membership{MembershipId: "id"}, DestinationId: "d", Url: "https://x",
+			Attempts: 8, LastStatus: 503, LastError: "e", FailedAt: ts},
 	}
 	for name, m := range messages {
 		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)

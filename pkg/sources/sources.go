@@ -31,6 +31,8 @@
 //	        name: Big spenders
 //	        condition: revenue_90d >= 500.0
 //	        aggregates: {revenue_90d: {sum: {event: "Order Completed", property: revenue, within: 90d}}}
+//	    destinations:                        # webhooks for segment transitions, see pkg/webhook
+//	      - {id: crm, url: "https://crm.example/hook", secret_env: FP_CRM_SECRET, segments: [big-spenders]}
 package sources
 
 import (
@@ -49,6 +51,7 @@ import (
 	"github.com/firstparty/firstparty/pkg/segments"
 	"github.com/firstparty/firstparty/pkg/standardize"
 	"github.com/firstparty/firstparty/pkg/trackingplan"
+	"github.com/firstparty/firstparty/pkg/webhook"
 )
 
 // Config is the file's content.
@@ -67,6 +70,9 @@ type Workspace struct {
 	// Segments are the workspace's audiences (see pkg/segments for the
 	// language), compiled and checked on load.
 	Segments []segments.Definition `json:"segments,omitempty"`
+	// Destinations are webhook endpoints for segment transitions (see
+	// pkg/webhook); their signing secrets come from the environment.
+	Destinations []webhook.Destination `json:"destinations,omitempty"`
 }
 
 type Source struct {
@@ -124,8 +130,17 @@ type Registry struct {
 	bySource map[[2]string]*Resolved // every defined source, enabled or not
 	count    int
 	// workspaces in file order, and their compiled segments.
-	workspaces []string
-	segments   map[string][]*segments.Segment
+	workspaces   []string
+	segments     map[string][]*segments.Segment
+	destinations map[string][]*webhook.Compiled
+}
+
+// Destinations returns a workspace's webhook destinations.
+func (r *Registry) Destinations(workspace string) []*webhook.Compiled {
+	if r == nil {
+		return nil
+	}
+	return r.destinations[workspace]
 }
 
 // Workspaces lists the workspace ids, in the file's order.
@@ -185,7 +200,7 @@ func Build(c Config) (*Registry, error) {
 
 // BuildWithEnv is Build with an explicit environment for secrets.
 func BuildWithEnv(c Config, lookupEnv func(string) (string, bool)) (*Registry, error) {
-	reg := &Registry{byKey: map[[32]byte]*Resolved{}, bySource: map[[2]string]*Resolved{}, segments: map[string][]*segments.Segment{}}
+	reg := &Registry{byKey: map[[32]byte]*Resolved{}, bySource: map[[2]string]*Resolved{}, segments: map[string][]*segments.Segment{}, destinations: map[string][]*webhook.Compiled{}}
 	var errs []error
 	owner := map[[32]byte]string{}
 	seenWS := map[string]bool{}
@@ -212,6 +227,25 @@ func BuildWithEnv(c Config, lookupEnv func(string) (string, bool)) (*Registry, e
 			}
 			seenSeg[seg.ID] = true
 			reg.segments[ws.ID] = append(reg.segments[ws.ID], seg)
+		}
+		seenDest := map[string]bool{}
+		for di, d := range ws.Destinations {
+			c, err := webhook.Compile(d, lookupEnv)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("workspace %q destinations[%d]: %w", ws.ID, di, err))
+				continue
+			}
+			if seenDest[c.ID] {
+				errs = append(errs, fmt.Errorf("workspace %q: destination %q is defined twice", ws.ID, c.ID))
+				continue
+			}
+			seenDest[c.ID] = true
+			for _, sid := range c.Segments {
+				if !seenSeg[sid] {
+					errs = append(errs, fmt.Errorf("workspace %q destination %q: segment %q is not defined", ws.ID, c.ID, sid))
+				}
+			}
+			reg.destinations[ws.ID] = append(reg.destinations[ws.ID], c)
 		}
 		if err := ws.Consent.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("workspace %q consent: %w", ws.ID, err))

@@ -244,3 +244,38 @@ func TestShippedConfigLoads(t *testing.T) {
 		t.Fatalf("shipped configuration has %d sources and %d segments", reg.Sources(), len(reg.Segments("demo")))
 	}
 }
+
+func TestDestinations(t *testing.T) {
+	env := func(k string) (string, bool) { return "a-secret-of-enough-length", k == "HOOK_SECRET" }
+	parse := func(doc string) (*Registry, error) {
+		var c Config
+		if err := yaml.UnmarshalStrict([]byte(doc), &c); err != nil {
+			return nil, err
+		}
+		return BuildWithEnv(c, env)
+	}
+	reg, err := parse(`
+workspaces:
+  - id: shop
+    sources: []
+    segments: [{id: vip, version: 1, name: VIP, condition: 'true'}]
+    destinations:
+      - {id: crm, url: "https://crm.example/h", secret_env: HOOK_SECRET, segments: [vip], rate_limit: {per_second: 10, burst: 5}}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := reg.Destinations("shop"); len(d) != 1 || d[0].ID != "crm" || len(reg.Destinations("other")) != 0 {
+		t.Fatalf("Destinations = %v", d)
+	}
+	for _, tc := range []struct{ name, dest, want string }{
+		{"unknown segment", `{id: crm, url: "https://x/h", secret_env: HOOK_SECRET, segments: [nope]}`, `segment "nope" is not defined`},
+		{"secret missing", `{id: crm, url: "https://x/h", secret_env: OTHER}`, "OTHER"},
+		{"bad url", `{id: crm, url: "x/h", secret_env: HOOK_SECRET}`, "absolute http"},
+	} {
+		_, err := parse("workspaces: [{id: shop, sources: [], segments: [{id: vip, version: 1, name: VIP, condition: 'true'}], destinations: [" + tc.dest + "]}]")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}

@@ -78,9 +78,15 @@ func newHarness(t *testing.T, segmentsYAML string) *harness {
 }
 
 // writeConfig replaces the workspace's segments (the service reloads it).
-func (h *harness) writeConfig(segmentsYAML string) {
+func (h *harness) writeConfig(segmentsYAML string) { h.writeConfigWith(segmentsYAML, "") }
+
+// writeConfigWith also declares webhook destinations.
+func (h *harness) writeConfigWith(segmentsYAML, destinationsYAML string) {
 	h.t.Helper()
 	doc := "workspaces:\n  - id: " + h.ws + "\n    sources: []\n    segments:\n" + indent(segmentsYAML, "      ")
+	if destinationsYAML != "" {
+		doc += "    destinations:\n" + indent(destinationsYAML, "      ")
+	}
 	tmp := h.config + ".tmp"
 	if err := os.WriteFile(tmp, []byte(doc), 0o644); err != nil {
 		h.t.Fatal(err)

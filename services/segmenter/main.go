@@ -24,6 +24,7 @@ import (
 	"github.com/firstparty/firstparty/pkg/segstate"
 	"github.com/firstparty/firstparty/pkg/sources"
 	"github.com/firstparty/firstparty/pkg/topics"
+	"github.com/firstparty/firstparty/pkg/webhook"
 )
 
 type service struct {
@@ -36,6 +37,8 @@ type service struct {
 	timerPoll       time.Duration
 	lease           time.Duration
 	backfillEvery   time.Duration
+	webhooks        bool
+	webhookConc     int
 
 	// now is the clock (tests move it).
 	now func() time.Time
@@ -51,6 +54,8 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.timerPoll, "timers.poll", 100*time.Millisecond, "how often due timers are looked for (the most a time-driven transition can be late)")
 	fs.DurationVar(&s.lease, "timers.lease", 30*time.Second, "how long a claimed timer or backfill stays with this instance before another may take it")
 	fs.DurationVar(&s.backfillEvery, "backfill.interval", 2*time.Second, "how often new segments are looked for, to backfill their membership")
+	fs.BoolVar(&s.webhooks, "webhooks.enabled", true, "deliver transitions to the workspaces' webhook destinations (consumer group <group>-webhooks)")
+	fs.IntVar(&s.webhookConc, "webhooks.concurrency", 32, "transitions delivered at once")
 }
 
 func (s *service) Validate() error {
@@ -64,6 +69,9 @@ func (s *service) Validate() error {
 	}
 	if s.lease < time.Second {
 		return config.Field("timers.lease", "must be at least 1s, got %v", s.lease)
+	}
+	if s.webhookConc < 1 {
+		return config.Field("webhooks.concurrency", "must be at least 1")
 	}
 	if s.backfillEvery < 10*time.Millisecond {
 		return config.Field("backfill.interval", "must be at least 10ms, got %v", s.backfillEvery)
@@ -95,6 +103,14 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 		owner: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), uuid.NewString()[:8]), poll: s.timerPoll, lease: s.lease}
 	a.Go("timers", sch.runTimers)
 	a.Go("backfills", func(ctx context.Context) error { return sch.runBackfills(ctx, s.backfillEvery) })
+	if s.webhooks {
+		wh := &webhooks{topics: s.topics, reg: live.Current, deliverer: webhook.NewDeliverer(a.Log, a.Registry), concurrency: s.webhookConc, now: s.now}
+		cc := s.consumer
+		cc.GroupID += "-webhooks"
+		if err := deps.Stage(a, "webhooks", s.kafka, cc, p, wh, s.topics.Membership); err != nil {
+			return err
+		}
+	}
 	return deps.Stage(a, "segmenter", s.kafka, s.consumer, p, h, s.topics.Resolved, s.topics.Profiles, s.topics.Timers)
 }
 

@@ -384,6 +384,102 @@ func (x *Pending) GetEntries() []*Pending_Entry {
 	return nil
 }
 
+// WebhookFailure is a transition a webhook destination did not accept
+// after every attempt (or refused for good); it goes to
+// cdp.segments.webhooks.dead so it can be inspected and replayed.
+type WebhookFailure struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Membership    *Membership            `protobuf:"bytes,1,opt,name=membership,proto3" json:"membership,omitempty"`
+	DestinationId string                 `protobuf:"bytes,2,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	Url           string                 `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	Attempts      uint32                 `protobuf:"varint,4,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// HTTP status of the last answer, 0 when none came.
+	LastStatus    uint32                 `protobuf:"varint,5,opt,name=last_status,json=lastStatus,proto3" json:"last_status,omitempty"`
+	LastError     string                 `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	FailedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=failed_at,json=failedAt,proto3" json:"failed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookFailure) Reset() {
+	*x = WebhookFailure{}
+	mi := &file_segment_v1_segment_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookFailure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookFailure) ProtoMessage() {}
+
+func (x *WebhookFailure) ProtoReflect() protoreflect.Message {
+	mi := &file_segment_v1_segment_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookFailure.ProtoReflect.Descriptor instead.
+func (*WebhookFailure) Descriptor() ([]byte, []int) {
+	return file_segment_v1_segment_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WebhookFailure) GetMembership() *Membership {
+	if x != nil {
+		return x.Membership
+	}
+	return nil
+}
+
+func (x *WebhookFailure) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *WebhookFailure) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *WebhookFailure) GetAttempts() uint32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *WebhookFailure) GetLastStatus() uint32 {
+	if x != nil {
+		return x.LastStatus
+	}
+	return 0
+}
+
+func (x *WebhookFailure) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *WebhookFailure) GetFailedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FailedAt
+	}
+	return nil
+}
+
 type Pending_Entry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The message that caused them: topic/partition and offset.
@@ -396,7 +492,7 @@ type Pending_Entry struct {
 
 func (x *Pending_Entry) Reset() {
 	*x = Pending_Entry{}
-	mi := &file_segment_v1_segment_proto_msgTypes[3]
+	mi := &file_segment_v1_segment_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -408,7 +504,7 @@ func (x *Pending_Entry) String() string {
 func (*Pending_Entry) ProtoMessage() {}
 
 func (x *Pending_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_segment_v1_segment_proto_msgTypes[3]
+	mi := &file_segment_v1_segment_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +577,19 @@ const file_segment_v1_segment_proto_rawDesc = "" +
 	"\x05Entry\x12\x14\n" +
 	"\x05cause\x18\x01 \x01(\tR\x05cause\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12C\n" +
-	"\vmemberships\x18\x03 \x03(\v2!.firstparty.segment.v1.MembershipR\vmemberships*S\n" +
+	"\vmemberships\x18\x03 \x03(\v2!.firstparty.segment.v1.MembershipR\vmemberships\"\xa1\x02\n" +
+	"\x0eWebhookFailure\x12A\n" +
+	"\n" +
+	"membership\x18\x01 \x01(\v2!.firstparty.segment.v1.MembershipR\n" +
+	"membership\x12%\n" +
+	"\x0edestination_id\x18\x02 \x01(\tR\rdestinationId\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12\x1a\n" +
+	"\battempts\x18\x04 \x01(\rR\battempts\x12\x1f\n" +
+	"\vlast_status\x18\x05 \x01(\rR\n" +
+	"lastStatus\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\x127\n" +
+	"\tfailed_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt*S\n" +
 	"\n" +
 	"Transition\x12\x1a\n" +
 	"\x16TRANSITION_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -506,29 +614,32 @@ func file_segment_v1_segment_proto_rawDescGZIP() []byte {
 }
 
 var file_segment_v1_segment_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_segment_v1_segment_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_segment_v1_segment_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_segment_v1_segment_proto_goTypes = []any{
 	(Transition)(0),               // 0: firstparty.segment.v1.Transition
 	(TickReason)(0),               // 1: firstparty.segment.v1.TickReason
 	(*Membership)(nil),            // 2: firstparty.segment.v1.Membership
 	(*Tick)(nil),                  // 3: firstparty.segment.v1.Tick
 	(*Pending)(nil),               // 4: firstparty.segment.v1.Pending
-	(*Pending_Entry)(nil),         // 5: firstparty.segment.v1.Pending.Entry
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*WebhookFailure)(nil),        // 5: firstparty.segment.v1.WebhookFailure
+	(*Pending_Entry)(nil),         // 6: firstparty.segment.v1.Pending.Entry
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_segment_v1_segment_proto_depIdxs = []int32{
 	0, // 0: firstparty.segment.v1.Membership.transition:type_name -> firstparty.segment.v1.Transition
-	6, // 1: firstparty.segment.v1.Membership.occurred_at:type_name -> google.protobuf.Timestamp
-	6, // 2: firstparty.segment.v1.Membership.evaluated_at:type_name -> google.protobuf.Timestamp
+	7, // 1: firstparty.segment.v1.Membership.occurred_at:type_name -> google.protobuf.Timestamp
+	7, // 2: firstparty.segment.v1.Membership.evaluated_at:type_name -> google.protobuf.Timestamp
 	1, // 3: firstparty.segment.v1.Tick.reason:type_name -> firstparty.segment.v1.TickReason
-	6, // 4: firstparty.segment.v1.Tick.due_at:type_name -> google.protobuf.Timestamp
-	5, // 5: firstparty.segment.v1.Pending.entries:type_name -> firstparty.segment.v1.Pending.Entry
-	2, // 6: firstparty.segment.v1.Pending.Entry.memberships:type_name -> firstparty.segment.v1.Membership
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	7, // 4: firstparty.segment.v1.Tick.due_at:type_name -> google.protobuf.Timestamp
+	6, // 5: firstparty.segment.v1.Pending.entries:type_name -> firstparty.segment.v1.Pending.Entry
+	2, // 6: firstparty.segment.v1.WebhookFailure.membership:type_name -> firstparty.segment.v1.Membership
+	7, // 7: firstparty.segment.v1.WebhookFailure.failed_at:type_name -> google.protobuf.Timestamp
+	2, // 8: firstparty.segment.v1.Pending.Entry.memberships:type_name -> firstparty.segment.v1.Membership
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_segment_v1_segment_proto_init() }
@@ -542,7 +653,7 @@ func file_segment_v1_segment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_segment_v1_segment_proto_rawDesc), len(file_segment_v1_segment_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
