@@ -244,9 +244,9 @@ type Write struct {
 	Entries       map[string]*Entry // segments to set
 	Delete        []string          // segments to forget
 	// Due sets segments' next deadlines (Unix ms; 0 forgets one).
-	Due map[string]int64
-	Watermarks    map[string]int64  // "<topic>/<partition>" → offset
-	MergedInto    string
+	Due        map[string]int64
+	Watermarks map[string]int64 // "<topic>/<partition>" → offset
+	MergedInto string
 	// Pending transitions by PendingField, kept until Ack.
 	Pending map[string][]*segmentv1.Membership
 	// Timer is when the profile's next timer is due; zero removes it.
