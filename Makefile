@@ -22,6 +22,7 @@ deps: ## install build and test tools (protoc, Chromium for browser-SDK tests) a
 	command -v protoc >/dev/null && [ -f /usr/include/google/protobuf/timestamp.proto ] || missing="$$missing protobuf-compiler libprotobuf-dev"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v node >/dev/null || missing="$$missing nodejs npm"; \
+	command -v jq >/dev/null || missing="$$missing jq"; \
 	if [ -n "$$missing" ]; then echo "installing$$missing from Debian"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null; fi
 	@$(SERVERS) install
@@ -63,12 +64,16 @@ fuzz: ## run every fuzz target for FUZZTIME each
 			echo "=== $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done; done) || exit 1; done
 
 .PHONY: bench
-bench: bench-go bench-collector ## every benchmark: Go benchmarks, then the collector against Kafka's own producer
+bench: bench-go bench-collector bench-pipeline ## every benchmark: Go benchmarks, the collector against Kafka's own producer, the whole pipeline
 
 .PHONY: bench-go
 bench-go: servers ## Go benchmarks of every module against the real servers
 	@$(WITH_SERVERS) for m in $(MODULES); do \
 		(cd $$m && go test -run '^$$' -bench . -benchmem ./...) || exit 1; done
+
+.PHONY: bench-pipeline
+bench-pipeline: servers ## whole pipeline at 1k and 5k events/s with 50 segments: latency to resolved/trigger/row, stage throughput, RSS (.local/bench/pipeline.json)
+	@deploy/bench/pipeline.sh
 
 .PHONY: bench-collector
 bench-collector: servers ## collector events/s, p50/p99, peak RSS at batch 1/20/100 vs ProducerPerformance (.local/bench/collector.json)

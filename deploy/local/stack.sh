@@ -152,11 +152,21 @@ smoke() {
 	for _ in $(seq 1 40); do
 		if out=$(curl -fs -H "Authorization: Bearer $FP_ADMIN_KEY" http://127.0.0.1:8090/v1/profiles/user_id:demo-user-1); then
 			echo "  GET  /v1/profiles/user_id:demo-user-1 → $out"
+			break
+		fi
+		sleep 0.25
+	done
+	[ -n "$out" ] || { echo "  the profile did not appear within 10 s: see .local/logs/" >&2; return 1; }
+	# … and the segmenter put the buyer in the first-purchase audience.
+	grep -q 'lifecycle-first-purchase' "$local_dir/sources.yaml" || return 0
+	for _ in $(seq 1 40); do
+		if curl -fs -H "Authorization: Bearer $FP_ADMIN_KEY" http://127.0.0.1:8090/v1/profiles/user_id:demo-user-1 | grep -q '"lifecycle-first-purchase"'; then
+			echo "  segments now: $(curl -fs -H "Authorization: Bearer $FP_ADMIN_KEY" http://127.0.0.1:8090/v1/profiles/user_id:demo-user-1 | jq -c .segments 2>/dev/null)"
 			return 0
 		fi
 		sleep 0.25
 	done
-	echo "  the profile did not appear within 10 s: see .local/logs/" >&2
+	echo "  the profile did not enter lifecycle-first-purchase within 10 s: see .local/logs/segmenter.log" >&2
 	return 1
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/firstparty/firstparty/pkg/identity"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
 	"github.com/firstparty/firstparty/pkg/redisclient"
+	"github.com/firstparty/firstparty/pkg/segstate"
 	"github.com/firstparty/firstparty/pkg/topics"
 )
 
@@ -59,7 +60,7 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 	if len(s.keys) == 0 {
 		a.Log.Warn("no admin keys configured (-admin.keys): every profile request will get 401")
 	}
-	newProfileAPI(identity.New(rdb, identity.DefaultConfig()), s.keys).register(a.Mux)
+	newProfileAPI(identity.New(rdb, identity.DefaultConfig()), segstate.New(rdb), s.keys).register(a.Mux)
 	return nil
 }
 

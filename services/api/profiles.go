@@ -9,17 +9,19 @@ import (
 	"time"
 
 	"github.com/firstparty/firstparty/pkg/identity"
+	"github.com/firstparty/firstparty/pkg/segstate"
 )
 
 // profileAPI serves GET /v1/profiles/{type}:{value}: a profile by any of
 // its identifiers (user_id:42, email:a@b.c, anonymous_id:…).
 type profileAPI struct {
-	graph *identity.Graph
-	keys  map[string]string
+	graph    *identity.Graph
+	segments *segstate.Store
+	keys     map[string]string
 }
 
-func newProfileAPI(g *identity.Graph, keys map[string]string) *profileAPI {
-	return &profileAPI{graph: g, keys: keys}
+func newProfileAPI(g *identity.Graph, s *segstate.Store, keys map[string]string) *profileAPI {
+	return &profileAPI{graph: g, segments: s, keys: keys}
 }
 
 func (p *profileAPI) register(mux *http.ServeMux) {
@@ -79,6 +81,14 @@ func (p *profileAPI) get(w http.ResponseWriter, r *http.Request) {
 	}
 	out := profileJSON{ProfileID: prof.ID, Traits: prof.Traits, Segments: []string{}, Counters: prof.Counters,
 		FirstSeen: prof.FirstSeen, LastSeen: prof.LastSeen, Version: prof.Version, MergedProfiles: prof.Merged}
+	ms, err := p.segments.Memberships(r.Context(), ws, prof.ID)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "segment store unavailable; retry")
+		return
+	}
+	for _, m := range ms {
+		out.Segments = append(out.Segments, m.SegmentID)
+	}
 	for _, id := range prof.Identities {
 		out.Identities = append(out.Identities, identityJSON{id.Type, id.Value})
 	}

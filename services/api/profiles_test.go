@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/firstparty/firstparty/pkg/identity"
 	"github.com/firstparty/firstparty/pkg/redisclient"
+	"github.com/firstparty/firstparty/pkg/segstate"
 	"github.com/firstparty/firstparty/pkg/testinfra"
 )
 
@@ -28,8 +30,15 @@ func TestProfileByAnyIdentifier(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The segmenter has put the profile in one segment and taken it out of another.
+	pid, _ := g.Lookup(ctx, ws, identity.Identifier{Type: "user_id", Value: "42"})
+	st := segstate.New(rdb)
+	if err := st.Commit(ctx, ws, segstate.Write{ProfileID: pid.ID, Entries: map[string]*segstate.Entry{
+		"vip": {Version: 1, In: true, Since: at.UnixMilli()}, "dormant": {Version: 1, In: false}}}); err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
-	newProfileAPI(g, map[string]string{"fpa_admin_key_0123456789": ws, "fpa_other_key_0123456789": other}).register(mux)
+	newProfileAPI(g, st, map[string]string{"fpa_admin_key_0123456789": ws, "fpa_other_key_0123456789": other}).register(mux)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	get := func(path, key string) (int, string) {
@@ -49,7 +58,7 @@ func TestProfileByAnyIdentifier(t *testing.T) {
 	for _, id := range []string{"user_id:42", "email:ann@x.io", "anonymous_id:a1"} {
 		code, body := get("/v1/profiles/"+id, "fpa_admin_key_0123456789")
 		var p profileJSON
-		if code != 200 || json.Unmarshal([]byte(body), &p) != nil || len(p.Identities) != 3 || string(p.Traits["plan"]) != `"pro"` || p.Segments == nil {
+		if code != 200 || json.Unmarshal([]byte(body), &p) != nil || len(p.Identities) != 3 || string(p.Traits["plan"]) != `"pro"` || fmt.Sprint(p.Segments) != "[vip]" {
 			t.Fatalf("GET %s = %d %s", id, code, body)
 		}
 		if first == "" {
