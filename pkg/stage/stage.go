@@ -82,20 +82,44 @@ func (r *Runner) Run(ctx context.Context) error {
 	if r.Metrics == nil {
 		r.Metrics = NewMetrics(r.Name, nil)
 	}
-	fetchRetry := r.backOff()
-	for {
-		batch, err := r.Source.FetchBatch(ctx)
-		if ctx.Err() != nil {
-			return nil // shutdown while waiting: nothing in flight
-		}
-		if err != nil {
-			r.Log.Warn("fetching batch", "stage", r.Name, "err", err)
-			if !sleep(ctx, fetchRetry.NextBackOff()) {
-				return nil
+	// The next batch is fetched while this one is handled, so decoding and
+	// the broker round trips of fetching overlap with the work. Fetched
+	// batches not yet handled at shutdown are dropped uncommitted: they
+	// are delivered again.
+	batches := make(chan []kafka.Message)
+	fetchCtx, stopFetching := context.WithCancel(ctx)
+	fetched := make(chan struct{})
+	defer func() { stopFetching(); <-fetched }()
+	go func() {
+		defer close(fetched)
+		fetchRetry := r.backOff()
+		for {
+			batch, err := r.Source.FetchBatch(fetchCtx)
+			if fetchCtx.Err() != nil {
+				return
 			}
-			continue
+			if err != nil {
+				r.Log.Warn("fetching batch", "stage", r.Name, "err", err)
+				if !sleep(fetchCtx, fetchRetry.NextBackOff()) {
+					return
+				}
+				continue
+			}
+			fetchRetry.Reset()
+			select {
+			case batches <- batch:
+			case <-fetchCtx.Done():
+				return
+			}
 		}
-		fetchRetry.Reset()
+	}()
+	for {
+		var batch []kafka.Message
+		select {
+		case <-ctx.Done():
+			return nil // shutdown while waiting: nothing in flight
+		case batch = <-batches:
+		}
 		r.Metrics.lag.Set(float64(r.Source.Lag()))
 
 		// The batch in flight runs on a context that survives shutdown for
@@ -108,7 +132,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			time.AfterFunc(r.DrainTimeout, cancel)
 		})
-		err = r.process(procCtx, batch)
+		err := r.process(procCtx, batch)
 		stop()
 		cancel()
 		if err != nil {

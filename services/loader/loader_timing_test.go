@@ -1,14 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/firstparty/firstparty/pkg/chclient"
 	"github.com/firstparty/firstparty/pkg/testinfra"
 	"github.com/firstparty/firstparty/pkg/topics"
 )
@@ -80,6 +90,24 @@ func BenchmarkTopicToTable(b *testing.B) {
 	msgs := benchEnvelopes(b, names.Resolved, n)
 	produce(b, kc, msgs)
 	group := testinfra.Unique(b)
+	msgs = nil
+	debug.FreeOSMemory()
+	// The loader's own memory is what the process grows by from here.
+	before := rss("VmRSS:")
+	var peak atomic.Int64
+	sampling := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sampling:
+				return
+			case <-time.After(20 * time.Millisecond):
+				if v := rss("VmRSS:"); v > peak.Load() {
+					peak.Store(v)
+				}
+			}
+		}
+	}()
 	b.ResetTimer()
 	start := time.Now()
 	run := runLoader(b, kc, cc, names, group, nil)
@@ -92,11 +120,82 @@ func BenchmarkTopicToTable(b *testing.B) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
+	close(sampling)
 	testinfra.WaitCaughtUp(b, kc, group, names.Resolved, time.Minute)
 	run.stop()
 	if got := count(b, conn, "SELECT count() FROM events FINAL"); got != uint64(n) {
 		b.Fatalf("loaded %d rows, want %d", got, n)
 	}
+	rate := float64(n) / elapsed.Seconds()
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(n), "ns/op")
-	b.ReportMetric(float64(n)/elapsed.Seconds(), "rows/s")
+	b.ReportMetric(rate, "rows/s")
+	b.ReportMetric(float64(max(0, peak.Load()-before))/(1<<20), "loader-peak-MB")
+	if os.Getenv("FP_BENCH_BASELINE") == "" {
+		return
+	}
+	// The baseline, in the same run: clickhouse-client inserting the very
+	// same rows as TSV into a table of the same schema, and narrow rows
+	// (three columns) for the reference figure.
+	same, narrow := clickhouseClientBaseline(b, cc, n)
+	b.ReportMetric(same, "client-same-rows/s")
+	b.ReportMetric(narrow, "client-narrow-rows/s")
+	b.ReportMetric(rate/same, "ratio")
+}
+
+// clickhouseClientBaseline times Debian's clickhouse-client inserting the
+// events table's rows again as TSV, and 2 M narrow rows, in rows/s.
+func clickhouseClientBaseline(b *testing.B, cc chclient.Config, n int) (same, narrow float64) {
+	b.Helper()
+	bin, err := exec.LookPath("clickhouse-client")
+	if err != nil {
+		b.Skip("clickhouse-client not installed")
+	}
+	host, port, _ := strings.Cut(cc.Addrs[0], ":")
+	client := func(query string, in io.Reader, out io.Writer) time.Duration {
+		cmd := exec.Command(bin, "--host", host, "--port", port, "--database", cc.Database, "--query", query)
+		cmd.Stdin, cmd.Stdout = in, out
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("clickhouse-client %q: %v: %s", query, err, stderr.String())
+		}
+		return time.Since(start)
+	}
+	dir := b.TempDir()
+	tsv, err := os.Create(filepath.Join(dir, "events.tsv"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	client("SELECT * FROM events FORMAT TabSeparated", nil, tsv)
+	tsv.Close()
+	client("CREATE TABLE events_baseline AS events", nil, io.Discard)
+	f, _ := os.Open(tsv.Name())
+	took := client("INSERT INTO events_baseline FORMAT TabSeparated", f, io.Discard)
+	f.Close()
+	same = float64(n) / took.Seconds()
+
+	const narrowRows = 2_000_000
+	var buf bytes.Buffer
+	for i := 0; i < narrowRows; i++ {
+		fmt.Fprintf(&buf, "%d\tm-%d\t2026-03-01 00:00:00\n", i, i)
+	}
+	client("CREATE TABLE narrow (id UInt64, message_id String, at DateTime) ENGINE = MergeTree ORDER BY id", nil, io.Discard)
+	took = client("INSERT INTO narrow FORMAT TabSeparated", &buf, io.Discard)
+	return same, narrowRows / took.Seconds()
+}
+
+// rss reads a memory line of /proc/self/status (VmRSS:, VmHWM:), in bytes.
+func rss(field string) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
