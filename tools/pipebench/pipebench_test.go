@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/firstparty/firstparty/tools/clickstream"
+)
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"ok", func(*Config) {}, ""},
+		{"rates", func(c *Config) { c.rates = "1000,fast" }, `"fast"`},
+		{"metrics", func(c *Config) { c.metrics = "collector" }, "service=http"},
+		{"key", func(c *Config) { c.WriteKey = "" }, "-write-key"},
+		{"batch", func(c *Config) { c.Batch = 0 }, "-batch"},
+	} {
+		c := Config{WriteKey: "k", rates: "1000, 5000", metrics: "collector=http://x/metrics", Batch: 10, Concurrency: 1, ProbeEvery: 20, ProbeDevices: 5, Duration: 1e9}
+		tc.mod(&c)
+		err := c.Validate()
+		if tc.want == "" && (err != nil || len(c.Rates) != 2 || c.Rates[1] != 5000 || c.Metrics["collector"] != "http://x/metrics") ||
+			tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: Validate = %v (rates %v)", tc.name, err, c.Rates)
+		}
+	}
+}
+
+// TestRequestMixesProbes: every probe-every'th event is a toggle with a
+// registered message id, and the body is a valid Segment batch.
+func TestRequestMixesProbes(t *testing.T) {
+	b := &bench{cfg: Config{Batch: 10, ProbeEvery: 4, ProbeDevices: 3}, runID: "r", probes: map[string]*probe{}}
+	body, ids := b.request(nil, clickstream.New(1, 10), 0)
+	var doc struct {
+		Batch []map[string]any `json:"batch"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil || len(doc.Batch) != 10 {
+		t.Fatalf("body %s: %v", body, err)
+	}
+	toggles := 0
+	for _, ev := range doc.Batch {
+		if ev["event"] == ToggleEvent {
+			toggles++
+			if b.probes[ev["messageId"].(string)] == nil {
+				t.Fatalf("probe %v not registered", ev["messageId"])
+			}
+		}
+	}
+	if toggles != 2 || len(ids) != 2 {
+		t.Fatalf("%d toggles, %d ids; want 2 of 10 at one in four", toggles, len(ids))
+	}
+}
+
+func TestScrape(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`# HELP x
+firstparty_segmenter_messages_committed_total 120
+firstparty_segmenter_evaluations_total 4000
+firstparty_segmenter_transitions_total{workspace="w",segment="s",transition="enter"} 7
+firstparty_segmenter_transitions_total{workspace="w",segment="s",transition="exit"} 3
+firstparty_collector_events_total{source="w/web",outcome="accepted",reason=""} 99
+`))
+	}))
+	defer srv.Close()
+	c := scrape(context.Background(), "segmenter", srv.URL)
+	if c.processed != 120 || c.evaluations != 4000 || c.transitions != 10 {
+		t.Fatalf("segmenter counters = %+v", c)
+	}
+	if c := scrape(context.Background(), "collector", srv.URL); c.processed != 99 {
+		t.Fatalf("collector counters = %+v", c)
+	}
+}
