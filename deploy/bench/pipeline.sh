@@ -17,7 +17,9 @@
 #
 # Knobs (environment): FP_BENCH_RATES ("1000,5000"), FP_BENCH_SECONDS (30 per
 # rate), FP_BENCH_SEGMENTS (50), FP_BENCH_PARTITIONS (6), FP_BENCH_BATCH (10
-# events per request), FP_BENCH_PROBE_EVERY (20).
+# events per request), FP_BENCH_PROBE_EVERY (20), FP_BENCH_STAGE_ENV (extra
+# NAME=VALUE words for the validator, stitcher and segmenter, for A/B runs:
+# "FP_CONSUMER_BATCH_WAIT=5ms FP_KAFKA_BATCH_TIMEOUT=1ms").
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -122,7 +124,9 @@ chmod +x "$work/fpbench-cleanup"
 log "starting the pipeline (prefix $prefix, $nsegments segments, $partitions partitions)"
 for s in "${services[@]}"; do
 	name=${s%%:*} port=${s##*:}
-	env FP_HTTP_ADDR=127.0.0.1:$port FP_LOG_FORMAT=json FP_DEBUG_PPROF=true FP_GRPC_ADDR= FP_SOURCES_FILE="$work/workspaces.yaml" \
+	extra=()
+	case $name in validator | stitcher | segmenter) read -r -a extra <<<"${FP_BENCH_STAGE_ENV:-}" ;; esac
+	env "${extra[@]}" FP_HTTP_ADDR=127.0.0.1:$port FP_LOG_FORMAT=json FP_DEBUG_PPROF=true FP_GRPC_ADDR= FP_SOURCES_FILE="$work/workspaces.yaml" \
 		FP_KAFKA_PARTITIONS="$partitions" FP_CONSUMER_GROUP="$id-$name" FP_CLICKHOUSE_DATABASE="$db" \
 		FP_TOPIC_RAW="${prefix}cdp.events.raw" FP_TOPIC_VALID="${prefix}cdp.events.valid" FP_TOPIC_INVALID="${prefix}cdp.events.invalid" \
 		FP_TOPIC_RESOLVED="${prefix}cdp.events.resolved" FP_TOPIC_PROFILES="${prefix}cdp.profiles.changes" \

@@ -54,14 +54,18 @@ func (g *Graph) ApplyBatch(ctx context.Context, us []Update) ([]Result, error) {
 }
 
 func (g *Graph) args(u Update) []any {
-	limits := make([]string, 0, len(g.cfg.Limits))
-	for t, n := range g.cfg.Limits {
+	cfg := g.cfg
+	if u.Config != nil {
+		cfg = *u.Config
+	}
+	limits := make([]string, 0, len(cfg.Limits))
+	for t, n := range cfg.Limits {
 		limits = append(limits, t+"="+strconv.Itoa(n))
 	}
 	sort.Strings(limits)
 	args := []any{
 		Prefix(u.Workspace), u.MessageID, u.Time.UnixMilli(), newProfileID(), u.Counter,
-		int64(g.cfg.MarkerTTL.Seconds()), g.cfg.DefaultLimit, strings.Join(limits, ","), len(u.Identifiers),
+		int64(g.cfg.MarkerTTL.Seconds()), cfg.DefaultLimit, strings.Join(limits, ","), MaxTraits, MaxCounters, len(u.Identifiers),
 	}
 	for _, id := range u.Identifiers {
 		args = append(args, id.String())
@@ -72,7 +76,9 @@ func (g *Graph) args(u Update) []any {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		args = append(args, k, string(u.Traits[k]))
+		if v := u.Traits[k]; len(k) <= MaxTraitKeyBytes && len(v) <= MaxTraitBytes {
+			args = append(args, k, string(v))
+		}
 	}
 	return args
 }

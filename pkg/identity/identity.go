@@ -34,6 +34,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -51,11 +52,28 @@ type Identifier struct{ Type, Value string }
 
 func (i Identifier) String() string { return i.Type + ":" + i.Value }
 
+// Bounds of one profile. Beyond them data is dropped (and counted in
+// Result.Dropped), never an error: a runaway source cannot grow a profile
+// without limit or make the stitcher fail.
+const (
+	MaxTraits        = 500      // traits per profile; a new key beyond it is dropped
+	MaxTraitBytes    = 16 << 10 // bytes of one trait's JSON value; larger values are dropped
+	MaxTraitKeyBytes = 256      // bytes of a trait name
+	MaxCounters      = 200      // distinct counters ("track:<event>") per profile
+)
+
 // Config is a workspace's merge protection.
 type Config struct {
 	// Limits per identifier type; types not listed get DefaultLimit.
 	Limits       map[string]int
 	DefaultLimit int
+	// Priorities orders identifier types from most to least trusted (the
+	// profile of the most trusted known identifier survives a merge);
+	// types not listed keep the built-in order after the listed ones.
+	Priorities []string
+	// Blocked are values never used as identifiers in this workspace (on
+	// top of the built-in placeholders), compared case-insensitively.
+	Blocked []string
 	// MarkerTTL is how long a processed message id is remembered, i.e. how
 	// late a redelivery can come and still be a no-op.
 	MarkerTTL time.Duration
@@ -75,6 +93,40 @@ type Update struct {
 	Identifiers []Identifier // see Identifiers; most trusted first
 	Traits      map[string]json.RawMessage
 	Counter     string // e.g. "track:Order Completed"
+	// Config overrides the graph's merge protection for this update (the
+	// workspace's own settings); nil uses the graph's.
+	Config *Config
+}
+
+// Prepare applies the workspace's blocked values and priorities to an
+// event's identifiers (from Identifiers, most trusted first).
+func (c Config) Prepare(ids []Identifier) []Identifier {
+	if len(c.Blocked) == 0 && len(c.Priorities) == 0 {
+		return ids
+	}
+	out := make([]Identifier, 0, len(ids))
+	for _, id := range ids {
+		blocked := false
+		for _, b := range c.Blocked {
+			if strings.EqualFold(strings.TrimSpace(id.Value), strings.TrimSpace(b)) {
+				blocked = true
+				break
+			}
+		}
+		if !blocked {
+			out = append(out, id)
+		}
+	}
+	rank := func(t string) int {
+		for i, p := range c.Priorities {
+			if p == t {
+				return i
+			}
+		}
+		return len(c.Priorities)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return rank(out[i].Type) < rank(out[j].Type) })
+	return out
 }
 
 // TraitChange is one trait that took a new value.
@@ -94,6 +146,8 @@ type Result struct {
 	// Blocked are identifiers or profiles merge protection kept apart.
 	Blocked      []string
 	TraitChanges []TraitChange
+	// Dropped counts traits and counters the profile's bounds refused.
+	Dropped int
 }
 
 // Graph applies updates to the Redis identity graph.
@@ -138,6 +192,7 @@ type raw struct {
 	Merged  flexList[string]   `json:"merged"`
 	Blocked flexList[string]   `json:"blocked"`
 	Traits  flexList[[]string] `json:"traits"`
+	Dropped int                `json:"dropped"`
 }
 
 type flexList[T any] []T
@@ -155,7 +210,7 @@ func decodeResult(s string) (Result, error) {
 	if err := json.Unmarshal([]byte(s), &r); err != nil {
 		return Result{}, fmt.Errorf("decoding resolve result: %w", err)
 	}
-	res := Result{ProfileID: r.Profile, Version: r.Version, Created: r.Created, Merged: r.Merged, Blocked: r.Blocked}
+	res := Result{ProfileID: r.Profile, Version: r.Version, Created: r.Created, Merged: r.Merged, Blocked: r.Blocked, Dropped: r.Dropped}
 	for _, a := range r.Added {
 		t, v, _ := strings.Cut(a, ":")
 		res.Added = append(res.Added, Identifier{t, v})

@@ -3,7 +3,8 @@
 --
 -- ARGV: 1 prefix, 2 message id, 3 event time (ms), 4 id for a new profile,
 --       5 counter name, 6 marker TTL (s), 7 default limit per type,
---       8 limits ("type=n,type=n"), 9 n identifiers, then n identifiers
+--       8 limits ("type=n,type=n"), 9 most traits per profile, 10 most
+--       counters per profile, 11 n identifiers, then n identifiers
 --       ("type:value", most trusted first), then trait pairs (key, JSON).
 -- Returns a JSON object (see identity.go: result).
 local P = ARGV[1]
@@ -18,10 +19,11 @@ for t, n in string.gmatch(ARGV[8], "([^=,]+)=(%d+)") do limits[t] = tonumber(n) 
 local function limit(t) return limits[t] or defaultLimit end
 local function typeOf(ident) return string.match(ident, "^([^:]*):") end
 
-local n = tonumber(ARGV[9])
+local maxTraits, maxCounters = tonumber(ARGV[9]), tonumber(ARGV[10])
+local n = tonumber(ARGV[11])
 local idents = {}
 for i = 1, n do
-  local ident = ARGV[9 + i]
+  local ident = ARGV[11 + i]
   -- An alias's previousId may be a user id or an anonymous id: use the one
   -- that is known.
   local prev = string.match(ident, "^previous_id:(.*)$")
@@ -45,7 +47,7 @@ for _, ident in ipairs(idents) do
   end
 end
 
-local res = {created = false, added = {}, merged = {}, blocked = {}, traits = {}}
+local res = {created = false, added = {}, merged = {}, blocked = {}, traits = {}, dropped = 0}
 
 local function counts(pid)
   local c = {}
@@ -94,13 +96,21 @@ local function merge(loser, into)
   for i = 1, #lt, 2 do
     local k, lts = lt[i], tonumber(lt[i + 1])
     local sts = tonumber(redis.call("HGET", pkey(into, ":tt"), k) or "-1")
-    if lts > sts then
+    if lts > sts and (sts >= 0 or redis.call("HLEN", pkey(into, ":t")) < maxTraits) then
       redis.call("HSET", pkey(into, ":t"), k, redis.call("HGET", pkey(loser, ":t"), k))
       redis.call("HSET", pkey(into, ":tt"), k, lts)
+    elseif lts > sts then
+      res.dropped = res.dropped + 1
     end
   end
   local lc = redis.call("HGETALL", pkey(loser, ":c"))
-  for i = 1, #lc, 2 do redis.call("HINCRBY", pkey(into, ":c"), lc[i], lc[i + 1]) end
+  for i = 1, #lc, 2 do
+    if redis.call("HEXISTS", pkey(into, ":c"), lc[i]) == 1 or redis.call("HLEN", pkey(into, ":c")) < maxCounters then
+      redis.call("HINCRBY", pkey(into, ":c"), lc[i], lc[i + 1])
+    else
+      res.dropped = res.dropped + 1
+    end
+  end
   local le = redis.call("HGETALL", pkey(loser, ":e"))
   for i = 1, #le, 2 do redis.call("HSETNX", pkey(into, ":e"), le[i], le[i + 1]) end
   local lfirst = tonumber(redis.call("HGET", pkey(loser, ""), "first") or ts)
@@ -155,11 +165,14 @@ end
 
 -- Traits: last write wins by event time, per trait, so a late event cannot
 -- overwrite a newer value.
-local first = 10 + n
+-- A profile holds at most maxTraits traits: a new key beyond it is dropped.
+local first = 12 + n
 for i = first, #ARGV, 2 do
   local k, v = ARGV[i], ARGV[i + 1]
   local cur = tonumber(redis.call("HGET", pkey(survivor, ":tt"), k) or "-1")
-  if ts >= cur then
+  if cur < 0 and redis.call("HLEN", pkey(survivor, ":t")) >= maxTraits then
+    res.dropped = res.dropped + 1
+  elseif ts >= cur then
     local old = redis.call("HGET", pkey(survivor, ":t"), k)
     if old ~= v then
       redis.call("HSET", pkey(survivor, ":t"), k, v)
@@ -169,7 +182,14 @@ for i = first, #ARGV, 2 do
   end
 end
 
-if ARGV[5] ~= "" then redis.call("HINCRBY", pkey(survivor, ":c"), ARGV[5], 1) end
+if ARGV[5] ~= "" then
+  local c = pkey(survivor, ":c")
+  if redis.call("HEXISTS", c, ARGV[5]) == 1 or redis.call("HLEN", c) < maxCounters then
+    redis.call("HINCRBY", c, ARGV[5], 1)
+  else
+    res.dropped = res.dropped + 1
+  end
+end
 local h = pkey(survivor, "")
 if ts < tonumber(redis.call("HGET", h, "first")) then redis.call("HSET", h, "first", ts) end
 if ts > tonumber(redis.call("HGET", h, "last")) then redis.call("HSET", h, "last", ts) end

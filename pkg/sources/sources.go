@@ -31,6 +31,11 @@
 //	        name: Big spenders
 //	        condition: revenue_90d >= 500.0
 //	        aggregates: {revenue_90d: {sum: {event: "Order Completed", property: revenue, within: 90d}}}
+//	    identity:                            # merge protection, see pkg/identity (default: Segment's)
+//	      limits: {user_id: 1, email: 2}
+//	      default_limit: 5
+//	      priorities: [user_id, email, phone, anonymous_id]
+//	      blocked_values: ["test@example.com"]
 //	    destinations:                        # webhooks for segment transitions, see pkg/webhook
 //	      - {id: crm, url: "https://crm.example/hook", secret_env: FP_CRM_SECRET, segments: [big-spenders]}
 package sources
@@ -47,6 +52,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/firstparty/firstparty/pkg/consent"
+	"github.com/firstparty/firstparty/pkg/identity"
 	"github.com/firstparty/firstparty/pkg/pii"
 	"github.com/firstparty/firstparty/pkg/segments"
 	"github.com/firstparty/firstparty/pkg/standardize"
@@ -73,6 +79,20 @@ type Workspace struct {
 	// Destinations are webhook endpoints for segment transitions (see
 	// pkg/webhook); their signing secrets come from the environment.
 	Destinations []webhook.Destination `json:"destinations,omitempty"`
+	// Identity is the workspace's merge protection (see pkg/identity);
+	// absent, Segment's defaults: one user_id, five of every other type.
+	Identity *IdentitySettings `json:"identity,omitempty"`
+}
+
+// IdentitySettings is a workspace's identity-resolution policy.
+type IdentitySettings struct {
+	// Limits of identifiers per type on one profile.
+	Limits       map[string]int `json:"limits,omitempty"`
+	DefaultLimit int            `json:"default_limit,omitempty"`
+	// Priorities: identifier types from most to least trusted.
+	Priorities []string `json:"priorities,omitempty"`
+	// BlockedValues are never identifiers (e.g. a test account's email).
+	BlockedValues []string `json:"blocked_values,omitempty"`
 }
 
 type Source struct {
@@ -133,6 +153,16 @@ type Registry struct {
 	workspaces   []string
 	segments     map[string][]*segments.Segment
 	destinations map[string][]*webhook.Compiled
+	identity     map[string]*identity.Config
+}
+
+// Identity returns a workspace's identity-resolution policy, or nil for
+// the defaults.
+func (r *Registry) Identity(workspace string) *identity.Config {
+	if r == nil {
+		return nil
+	}
+	return r.identity[workspace]
 }
 
 // Destinations returns a workspace's webhook destinations.
@@ -200,7 +230,7 @@ func Build(c Config) (*Registry, error) {
 
 // BuildWithEnv is Build with an explicit environment for secrets.
 func BuildWithEnv(c Config, lookupEnv func(string) (string, bool)) (*Registry, error) {
-	reg := &Registry{byKey: map[[32]byte]*Resolved{}, bySource: map[[2]string]*Resolved{}, segments: map[string][]*segments.Segment{}, destinations: map[string][]*webhook.Compiled{}}
+	reg := &Registry{byKey: map[[32]byte]*Resolved{}, bySource: map[[2]string]*Resolved{}, segments: map[string][]*segments.Segment{}, destinations: map[string][]*webhook.Compiled{}, identity: map[string]*identity.Config{}}
 	var errs []error
 	owner := map[[32]byte]string{}
 	seenWS := map[string]bool{}
@@ -227,6 +257,25 @@ func BuildWithEnv(c Config, lookupEnv func(string) (string, bool)) (*Registry, e
 			}
 			seenSeg[seg.ID] = true
 			reg.segments[ws.ID] = append(reg.segments[ws.ID], seg)
+		}
+		if is := ws.Identity; is != nil {
+			cfg := identity.DefaultConfig()
+			if is.DefaultLimit != 0 {
+				cfg.DefaultLimit = is.DefaultLimit
+			}
+			if len(is.Limits) > 0 {
+				cfg.Limits = is.Limits
+			}
+			cfg.Priorities, cfg.Blocked = is.Priorities, is.BlockedValues
+			if cfg.DefaultLimit < 1 || cfg.DefaultLimit > 100 {
+				errs = append(errs, fmt.Errorf("workspace %q identity: default_limit must be 1..100", ws.ID))
+			}
+			for t, n := range cfg.Limits {
+				if n < 1 || n > 100 {
+					errs = append(errs, fmt.Errorf("workspace %q identity: limit of %s must be 1..100", ws.ID, t))
+				}
+			}
+			reg.identity[ws.ID] = &cfg
 		}
 		seenDest := map[string]bool{}
 		for di, d := range ws.Destinations {

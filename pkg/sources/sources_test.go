@@ -279,3 +279,27 @@ workspaces:
 		}
 	}
 }
+
+func TestIdentitySettings(t *testing.T) {
+	reg, err := Parse([]byte(`
+workspaces:
+  - id: shop
+    sources: []
+    identity: {limits: {user_id: 2}, priorities: [email, user_id], blocked_values: ["test@example.com"]}
+  - id: plain
+    sources: []
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := reg.Identity("shop")
+	if c == nil || c.Limits["user_id"] != 2 || c.DefaultLimit != 5 || c.Priorities[0] != "email" || c.Blocked[0] != "test@example.com" {
+		t.Fatalf("Identity(shop) = %+v", c)
+	}
+	if reg.Identity("plain") != nil {
+		t.Fatal("a workspace without settings must use the defaults (nil)")
+	}
+	if _, err := Parse([]byte(`workspaces: [{id: shop, sources: [], identity: {limits: {email: 0}}}]`)); err == nil || !strings.Contains(err.Error(), "limit of email") {
+		t.Fatalf("zero limit: %v", err)
+	}
+}

@@ -26,6 +26,8 @@ type handler struct {
 	events *prometheus.CounterVec
 	merges *prometheus.CounterVec
 	now    func() time.Time
+	// workspace returns a workspace's identity policy (nil: defaults).
+	workspace func(ws string) *identity.Config
 }
 
 func newHandler(t topics.Names, g *identity.Graph, reg prometheus.Registerer) *handler {
@@ -34,8 +36,9 @@ func newHandler(t topics.Names, g *identity.Graph, reg prometheus.Registerer) *h
 			Name: "firstparty_stitcher_events_total", Help: "Events by outcome: resolved, new_profile, undecodable.",
 		}, []string{"outcome"}),
 		merges: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "firstparty_stitcher_merges_total", Help: "Profile merges by outcome: merged, blocked (merge protection).",
-		}, []string{"outcome"}),
+			Name: "firstparty_stitcher_merges_total", Help: "Profile merges by workspace and outcome: merged, blocked (merge protection), dropped (traits or counters beyond a profile's bounds).",
+		}, []string{"workspace", "outcome"}),
+		workspace: func(string) *identity.Config { return nil },
 	}
 	if reg != nil {
 		reg.MustRegister(h.events, h.merges)
@@ -65,7 +68,11 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 			h.events.WithLabelValues("undecodable").Inc()
 			continue
 		}
+		cfg := h.workspace(env.WorkspaceId)
 		ids := identity.Identifiers(env.Event)
+		if cfg != nil {
+			ids = cfg.Prepare(ids)
+		}
 		if len(ids) == 0 {
 			// Every id was a placeholder ("null", "anonymous"): the event
 			// is kept, on a profile of its own message.
@@ -74,7 +81,7 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 		envs[i] = env
 		updates = append(updates, identity.Update{
 			Workspace: env.WorkspaceId, MessageID: env.SourceId + "/" + env.MessageId, Time: env.Event.GetTimestamp().AsTime(),
-			Identifiers: ids, Traits: identity.Traits(env.Event), Counter: identity.Counter(env.Event),
+			Identifiers: ids, Traits: identity.Traits(env.Event), Counter: identity.Counter(env.Event), Config: cfg,
 		})
 		idx = append(idx, i)
 	}
@@ -108,8 +115,9 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 			kafkaclient.CarryTrace(&out, m)
 			outs = append(outs, out)
 		}
-		h.merges.WithLabelValues("merged").Add(float64(len(res.Merged)))
-		h.merges.WithLabelValues("blocked").Add(float64(len(res.Blocked)))
+		h.merges.WithLabelValues(env.WorkspaceId, "merged").Add(float64(len(res.Merged)))
+		h.merges.WithLabelValues(env.WorkspaceId, "blocked").Add(float64(len(res.Blocked)))
+		h.merges.WithLabelValues(env.WorkspaceId, "dropped").Add(float64(res.Dropped))
 	}
 	return stage.Result{Outputs: outs}, nil
 }

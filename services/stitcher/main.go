@@ -16,6 +16,7 @@ import (
 	"github.com/firstparty/firstparty/pkg/identity"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
 	"github.com/firstparty/firstparty/pkg/redisclient"
+	"github.com/firstparty/firstparty/pkg/sources"
 	"github.com/firstparty/firstparty/pkg/topics"
 )
 
@@ -27,6 +28,9 @@ type service struct {
 	userIDs   int
 	otherIDs  int
 	markerTTL time.Duration
+
+	sourcesFile     string
+	sourcesInterval time.Duration
 }
 
 func (s *service) RegisterFlags(fs *flag.FlagSet) {
@@ -36,6 +40,8 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	s.redis.RegisterFlags(fs)
 	fs.IntVar(&s.userIDs, "identity.max-user-ids", 1, "user_ids one profile may hold (merge protection)")
 	fs.IntVar(&s.otherIDs, "identity.max-per-type", 5, "identifiers of any other type one profile may hold")
+	fs.StringVar(&s.sourcesFile, "sources.file", "", "workspace configuration; a workspace's identity block overrides the -identity.* defaults")
+	fs.DurationVar(&s.sourcesInterval, "sources.reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
 	fs.DurationVar(&s.markerTTL, "identity.redelivery-window", 7*24*time.Hour, "how long a processed message id is remembered, so a redelivery is a no-op")
 }
 
@@ -46,6 +52,11 @@ func (s *service) Validate() error {
 	if s.otherIDs < 1 {
 		return config.Field("identity.max-per-type", "must be at least 1")
 	}
+	if s.sourcesFile != "" {
+		if _, err := os.Stat(s.sourcesFile); err != nil {
+			return config.Field("sources.file", "%v", err)
+		}
+	}
 	if s.markerTTL < time.Hour {
 		return config.Field("identity.redelivery-window", "must be at least 1h")
 	}
@@ -53,6 +64,14 @@ func (s *service) Validate() error {
 }
 
 func (s *service) Start(ctx context.Context, a *app.App) error {
+	live := sources.Static(&sources.Registry{})
+	if s.sourcesFile != "" {
+		var err error
+		if live, err = sources.NewLive(s.sourcesFile); err != nil {
+			return err
+		}
+		a.Go("sources watcher", func(ctx context.Context) error { return live.Watch(ctx, s.sourcesInterval, a.Log) })
+	}
 	p, err := deps.Kafka(ctx, a, s.kafka, s.topics.All())
 	if err != nil {
 		return err
@@ -60,6 +79,7 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 	rdb := deps.Redis(a, s.redis)
 	cfg := identity.Config{Limits: map[string]int{"user_id": s.userIDs}, DefaultLimit: s.otherIDs, MarkerTTL: s.markerTTL}
 	h := newHandler(s.topics, identity.New(rdb, cfg), a.Registry)
+	h.workspace = func(ws string) *identity.Config { return live.Current().Identity(ws) }
 	return deps.Stage(a, "stitcher", s.kafka, s.consumer, p, h, s.topics.Valid)
 }
 
