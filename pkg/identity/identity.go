@@ -20,6 +20,15 @@
 //	                            of every link, kept so a wrong link can be undone later
 //	fp:{ws}:p:<pid>:merged      SET profile ids merged into this one
 //	fp:{ws}:m:<message id>      STRING the result of that event (idempotency marker, TTL)
+//	fp:{ws}:i:<type>:<value>    HASH what events anchored on this identifier brought: t:<trait> →
+//	                            JSON, tt:<trait> → ms, c:<counter> → n, first, last (so a split
+//	                            can rebuild each side; the anchor is the event's most trusted
+//	                            identifier on the profile)
+//	fp:{ws}:deny:<type>:<value> SET identifiers an operator cut from this one (Unlink): never
+//	                            linked again, directly or by a merge
+//
+// A split (Unlink) also writes split_from, split_by, split_at on the new
+// profile's hash.
 //
 // Merge protection: a per-type limit on identifiers per profile (Segment's
 // defaults: one user_id, five of every other type) applies to linking and to

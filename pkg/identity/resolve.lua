@@ -36,6 +36,15 @@ end
 
 local function pkey(pid, suffix) return P .. "p:" .. pid .. suffix end
 
+-- An operator may have cut the link between two identifiers (Unlink): they
+-- must never be linked again, directly or through a merge.
+local function denied(ident, pid)
+  for _, other in ipairs(redis.call("SMEMBERS", P .. "deny:" .. ident)) do
+    if redis.call("GET", P .. "id:" .. other) == pid then return true end
+  end
+  return false
+end
+
 -- Owners of the identifiers, most trusted identifier first.
 local owner, pids, seenPid = {}, {}, {}
 for _, ident in ipairs(idents) do
@@ -84,6 +93,9 @@ local function mergeAllowed(a, b)
   for t, nb in pairs(cb) do
     if (ca[t] or 0) + nb > limit(t) then return false end
   end
+  for _, ident in ipairs(redis.call("SMEMBERS", pkey(b, ":ids"))) do
+    if denied(ident, a) then return false end
+  end
   return true
 end
 
@@ -129,7 +141,7 @@ local have = counts(survivor)
 for _, ident in ipairs(idents) do
   if not owner[ident] then
     local t = typeOf(ident)
-    if (have[t] or 0) < limit(t) then
+    if (have[t] or 0) < limit(t) and not denied(ident, survivor) then
       redis.call("SET", P .. "id:" .. ident, survivor)
       redis.call("SADD", pkey(survivor, ":ids"), ident)
       have[t] = (have[t] or 0) + 1
@@ -163,6 +175,21 @@ for _, ident in ipairs(idents) do
   end
 end
 
+-- The anchor is the event's most trusted identifier on the survivor: what
+-- the event brings (traits, counts, times) is also kept per anchor, so if a
+-- link is ever cut (Unlink) each side's profile is rebuilt from its own
+-- identifiers' contributions.
+local anchor = nil
+for _, ident in ipairs(idents) do
+  if redis.call("GET", P .. "id:" .. ident) == survivor then anchor = P .. "i:" .. ident; break end
+end
+if anchor then
+  local af = tonumber(redis.call("HGET", anchor, "first") or "-1")
+  if af < 0 or ts < af then redis.call("HSET", anchor, "first", ts) end
+  if ts > tonumber(redis.call("HGET", anchor, "last") or "-1") then redis.call("HSET", anchor, "last", ts) end
+  if ARGV[5] ~= "" then redis.call("HINCRBY", anchor, "c:" .. ARGV[5], 1) end
+end
+
 -- Traits: last write wins by event time, per trait, so a late event cannot
 -- overwrite a newer value.
 -- A profile holds at most maxTraits traits: a new key beyond it is dropped.
@@ -170,6 +197,10 @@ local first = 12 + n
 for i = first, #ARGV, 2 do
   local k, v = ARGV[i], ARGV[i + 1]
   local cur = tonumber(redis.call("HGET", pkey(survivor, ":tt"), k) or "-1")
+  if anchor and (cur >= 0 or redis.call("HLEN", pkey(survivor, ":t")) < maxTraits)
+      and ts >= tonumber(redis.call("HGET", anchor, "tt:" .. k) or "-1") then
+    redis.call("HSET", anchor, "t:" .. k, v, "tt:" .. k, ts)
+  end
   if cur < 0 and redis.call("HLEN", pkey(survivor, ":t")) >= maxTraits then
     res.dropped = res.dropped + 1
   elseif ts >= cur then

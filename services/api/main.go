@@ -50,7 +50,8 @@ func (s *service) Validate() error {
 }
 
 func (s *service) Start(ctx context.Context, a *app.App) error {
-	if _, err := deps.Kafka(ctx, a, s.kafka, s.topics.All()); err != nil {
+	producer, err := deps.Kafka(ctx, a, s.kafka, s.topics.All())
+	if err != nil {
 		return err
 	}
 	rdb := deps.Redis(a, s.redis)
@@ -60,7 +61,7 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 	if len(s.keys) == 0 {
 		a.Log.Warn("no admin keys configured (-admin.keys): every profile request will get 401")
 	}
-	newProfileAPI(identity.New(rdb, identity.DefaultConfig()), segstate.New(rdb), s.keys).register(a.Mux)
+	newProfileAPI(identity.New(rdb, identity.DefaultConfig()), segstate.New(rdb), s.keys, producer, s.topics.Profiles).register(a.Mux)
 	return nil
 }
 

@@ -38,7 +38,7 @@ func TestProfileByAnyIdentifier(t *testing.T) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	newProfileAPI(g, st, map[string]string{"fpa_admin_key_0123456789": ws, "fpa_other_key_0123456789": other}).register(mux)
+	newProfileAPI(g, st, map[string]string{"fpa_admin_key_0123456789": ws, "fpa_other_key_0123456789": other}, nil, "").register(mux)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	get := func(path, key string) (int, string) {
