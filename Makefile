@@ -64,12 +64,16 @@ fuzz: ## run every fuzz target for FUZZTIME each
 			echo "=== $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done; done) || exit 1; done
 
 .PHONY: bench
-bench: bench-go bench-collector bench-loader bench-pipeline ## every benchmark: Go benchmarks, the collector against Kafka's own producer, the whole pipeline
+bench: bench-go bench-collector bench-stitcher bench-loader bench-pipeline ## every benchmark: Go benchmarks, the collector against Kafka's own producer, the whole pipeline
 
 .PHONY: bench-go
 bench-go: servers ## Go benchmarks of every module against the real servers
 	@$(WITH_SERVERS) for m in $(MODULES); do \
 		(cd $$m && go test -run '^$$' -bench . -benchmem ./...) || exit 1; done
+
+.PHONY: bench-stitcher
+bench-stitcher: servers ## identity resolution events/s and Redis commands per event vs redis-benchmark, same run (.local/bench/stitcher.json)
+	@deploy/bench/stitcher.sh
 
 .PHONY: bench-loader
 bench-loader: servers ## loader rows/s topic→table vs clickhouse-client inserting the same rows as TSV, in one run; loader peak memory
