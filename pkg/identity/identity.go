@@ -5,9 +5,7 @@
 // redelivered event is a no-op.
 //
 // Redis layout, every key under the workspace hash tag (one Cluster slot per
-// workspace, so the script touches a single shard; one shard's ceiling —
-// roughly 80 k simple writes/s on our 2-core baseline, a resolve costing
-// ~10–20 of them — is one workspace's ceiling):
+// workspace, so the script touches a single shard):
 //
 //	fp:{ws}:id:<type>:<value>   STRING profile id owning the identifier
 //	fp:{ws}:p:<pid>             HASH first, last (event-time ms), ver; for a merged-away
@@ -29,6 +27,27 @@
 //
 // A split (Unlink) also writes split_from, split_by, split_at on the new
 // profile's hash.
+//
+// # Redis Cluster
+//
+// The plan, and what holds today:
+//
+//   - Every key of a workspace carries the hash tag {ws}, so a workspace
+//     lives in one slot and every script (resolve, unlink) runs on one
+//     shard, atomically; the services take go-redis UniversalClient, so one
+//     address is a single node and several are a cluster (FP_REDIS_ADDR).
+//   - Workspaces spread over the shards; resharding moves whole slots, so
+//     whole workspaces, online (Redis moves keys; scripts retry on ASK).
+//   - One workspace's ceiling is one shard's: measured with
+//     deploy/bench/stitcher.sh on the 2-core box, ~27 commands per event
+//     (inside one script; one round trip per batch of 500) and ~20 k
+//     events/s against ~0.9 M simple commands/s from redis-benchmark.
+//   - A workspace larger than one shard would need its graph split by a
+//     sub-tag (e.g. the hash of the most trusted identifier), making
+//     cross-sub-tag merges a two-step protocol (link record, then move) —
+//     not built; until then, give the biggest workspaces a dedicated
+//     cluster or shard.
+//   - ScanProfiles runs SCAN on the node that owns the workspace's slot.
 //
 // Merge protection: a per-type limit on identifiers per profile (Segment's
 // defaults: one user_id, five of every other type) applies to linking and to
