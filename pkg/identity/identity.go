@@ -18,6 +18,7 @@
 //	                            of every link, kept so a wrong link can be undone later
 //	fp:{ws}:p:<pid>:merged      SET profile ids merged into this one
 //	fp:{ws}:m:<message id>      STRING the result of that event (idempotency marker, TTL)
+//	fp:{ws}:profiles            SET ids of the live profiles (ScanProfiles: backfills)
 //	fp:{ws}:i:<type>:<value>    HASH what events anchored on this identifier brought: t:<trait> →
 //	                            JSON, tt:<trait> → ms, c:<counter> → n, first, last (so a split
 //	                            can rebuild each side; the anchor is the event's most trusted
@@ -47,7 +48,6 @@
 //     cross-sub-tag merges a two-step protocol (link record, then move) —
 //     not built; until then, give the biggest workspaces a dedicated
 //     cluster or shard.
-//   - ScanProfiles runs SCAN on the node that owns the workspace's slot.
 //
 // Merge protection: a per-type limit on identifiers per profile (Segment's
 // defaults: one user_id, five of every other type) applies to linking and to

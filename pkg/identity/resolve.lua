@@ -82,6 +82,7 @@ end
 if not survivor then
   survivor = ARGV[4]
   redis.call("HSET", pkey(survivor, ""), "first", ts, "last", ts, "ver", 0)
+  redis.call("SADD", P .. "profiles", survivor)
   res.created = true
   table.insert(pids, 1, survivor)
 end
@@ -130,6 +131,7 @@ local function merge(loser, into)
   if lfirst < tonumber(redis.call("HGET", pkey(into, ""), "first")) then redis.call("HSET", pkey(into, ""), "first", lfirst) end
   if llast > tonumber(redis.call("HGET", pkey(into, ""), "last")) then redis.call("HSET", pkey(into, ""), "last", llast) end
   redis.call("SADD", pkey(into, ":merged"), loser)
+  redis.call("SREM", P .. "profiles", loser)
   -- The loser keeps a forwarding record (lineage); its state moved.
   redis.call("DEL", pkey(loser, ":ids"), pkey(loser, ":t"), pkey(loser, ":tt"), pkey(loser, ":c"), pkey(loser, ":e"))
   redis.call("HSET", pkey(loser, ""), "merged_into", into, "merged_by", ARGV[2], "merged_at", ts)

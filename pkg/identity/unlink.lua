@@ -102,6 +102,7 @@ end
 for _, piece in ipairs(pieces) do
   local np = piece.profile
   redis.call("HSET", pkey(np, ""), "first", ts, "last", ts, "ver", 0, "split_from", pid, "split_by", ARGV[5], "split_at", ts)
+  redis.call("SADD", P .. "profiles", np)
   for _, i in ipairs(piece.ids) do
     redis.call("SET", P .. "id:" .. i, np)
     redis.call("SREM", pkey(pid, ":ids"), i)

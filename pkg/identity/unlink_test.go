@@ -108,3 +108,29 @@ func TestUnlinkKeepsWhatOtherEvidenceJoins(t *testing.T) {
 		t.Fatalf("profile = %+v", p)
 	}
 }
+
+func TestScanProfilesListsLiveProfiles(t *testing.T) {
+	g, _ := graph(t)
+	ws, ctx := testinfra.Unique(t), context.Background()
+	for i, ids := range [][]Identifier{{{"user_id", "a"}}, {{"anonymous_id", "x"}}, {{"user_id", "a"}, {"anonymous_id", "x"}}, {{"user_id", "b"}}} {
+		if _, err := g.Apply(ctx, Update{Workspace: ws, MessageID: fmt.Sprint(i), Time: t0, Identifiers: ids}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var all []string
+	for cursor := uint64(0); ; {
+		pids, next, err := g.ScanProfiles(ctx, ws, cursor, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, pids...)
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	a, _ := g.Lookup(ctx, ws, Identifier{"user_id", "a"})
+	b, _ := g.Lookup(ctx, ws, Identifier{"user_id", "b"})
+	if len(all) != 2 || !(all[0] == a.ID && all[1] == b.ID || all[0] == b.ID && all[1] == a.ID) {
+		t.Fatalf("ScanProfiles = %v, want the two live profiles %s %s", all, a.ID, b.ID)
+	}
+}

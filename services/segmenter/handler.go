@@ -79,8 +79,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "firstparty_segmenter_timers_fired_total", Help: "Due timers claimed and sent as ticks.",
 		}),
 		backfill: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "firstparty_segmenter_backfill_ticks_total", Help: "Backfill ticks sent, by workspace and segment.",
-		}, []string{"workspace", "segment"}),
+			Name: "firstparty_segmenter_backfill_ticks_total", Help: "Backfill ticks sent, by workspace.",
+		}, []string{"workspace"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.inputs, m.transitions, m.evaluations, m.evalErrors, m.conflicts, m.timers, m.backfill)

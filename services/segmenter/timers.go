@@ -94,17 +94,17 @@ func tickMessage(topic string, t *segmentv1.Tick) kafka.Message {
 
 // runBackfills gives every new segment (or new version) its initial
 // membership: it pages through the workspace's profiles and sends each a
-// backfill tick, while live traffic flows as usual. Progress is saved
-// after every page, so another instance resumes where this one stopped.
+// backfill tick, while live traffic flows as usual. Segments added together
+// share one pass (a tick evaluates every segment of the profile). Progress
+// is saved after every page, so another instance resumes where this one
+// stopped; the segments are marked done when the pass completes.
 func (s *scheduler) runBackfills(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		for _, ws := range s.reg().Workspaces() {
-			for _, seg := range s.reg().Segments(ws) {
-				if err := s.backfill(ctx, ws, seg.ID, seg.Version); err != nil && ctx.Err() == nil {
-					s.log.Warn("backfilling segment", "workspace", ws, "segment", seg.ID, "err", err)
-				}
+			if err := s.backfill(ctx, ws); err != nil && ctx.Err() == nil {
+				s.log.Warn("backfilling segments", "workspace", ws, "err", err)
 			}
 		}
 		select {
@@ -115,18 +115,34 @@ func (s *scheduler) runBackfills(ctx context.Context, every time.Duration) error
 	}
 }
 
-func (s *scheduler) backfill(ctx context.Context, ws, segID string, version uint32) error {
-	key := segstate.BackfillKey(segID, version)
-	st, err := s.store.Backfill(ctx, ws, key)
-	if err != nil || st.Done {
-		return err
+func (s *scheduler) backfill(ctx context.Context, ws string) error {
+	var pending []string
+	var lead string
+	var cursor uint64
+	for _, seg := range s.reg().Segments(ws) {
+		key := segstate.BackfillKey(seg.ID, seg.Version)
+		st, err := s.store.Backfill(ctx, ws, key)
+		if err != nil {
+			return err
+		}
+		if st.Done {
+			continue
+		}
+		if lead == "" {
+			lead, cursor = key, st.Cursor
+		}
+		pending = append(pending, key)
 	}
-	ok, err := s.store.AcquireBackfill(ctx, ws, key, s.owner, s.lease)
+	if lead == "" {
+		return nil
+	}
+	// The first pending segment's lease and cursor stand for the pass.
+	ok, err := s.store.AcquireBackfill(ctx, ws, lead, s.owner, s.lease)
 	if err != nil || !ok {
 		return err
 	}
-	s.log.Info("backfilling segment", "workspace", ws, "segment", segID, "version", version, "resume_cursor", st.Cursor)
-	cursor, sent := st.Cursor, 0
+	s.log.Info("backfilling segments", "workspace", ws, "segments", pending, "resume_cursor", cursor)
+	sent := 0
 	for {
 		pids, next, err := s.graph.ScanProfiles(ctx, ws, cursor, claimBatch)
 		if err != nil {
@@ -135,8 +151,8 @@ func (s *scheduler) backfill(ctx context.Context, ws, segID string, version uint
 		msgs := make([]kafka.Message, len(pids))
 		for i, pid := range pids {
 			msgs[i] = tickMessage(s.topics.Timers, &segmentv1.Tick{
-				TickId: "backfill/" + key + "/" + pid, WorkspaceId: ws, ProfileId: pid,
-				Reason: segmentv1.TickReason_TICK_REASON_BACKFILL, SegmentId: segID, SegmentVersion: version,
+				TickId: "backfill/" + lead + "/" + pid, WorkspaceId: ws, ProfileId: pid,
+				Reason: segmentv1.TickReason_TICK_REASON_BACKFILL, SegmentId: lead,
 			})
 		}
 		if len(msgs) > 0 {
@@ -145,14 +161,20 @@ func (s *scheduler) backfill(ctx context.Context, ws, segID string, version uint
 			}
 		}
 		sent += len(msgs)
-		s.metrics.backfill.WithLabelValues(ws, segID).Add(float64(len(msgs)))
-		if err := s.store.SaveBackfill(ctx, ws, key, s.owner, next, next == 0, s.lease); err != nil {
-			return err
-		}
+		s.metrics.backfill.WithLabelValues(ws).Add(float64(len(msgs)))
 		if next == 0 {
-			s.log.Info("backfill sent", "workspace", ws, "segment", segID, "version", version, "profiles", sent)
-			return nil
+			break
+		}
+		if err := s.store.SaveBackfill(ctx, ws, lead, s.owner, next, false, s.lease); err != nil {
+			return err
 		}
 		cursor = next
 	}
+	for _, key := range pending {
+		if err := s.store.SaveBackfill(ctx, ws, key, s.owner, 0, true, s.lease); err != nil && key == lead {
+			return err
+		}
+	}
+	s.log.Info("backfill sent", "workspace", ws, "segments", pending, "profiles", sent)
+	return nil
 }
