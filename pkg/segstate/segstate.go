@@ -69,6 +69,7 @@ type Profile struct {
 	// Entries are the decoded (or new) entries by segment id.
 	Entries map[string]*Entry
 	raw     map[string]string
+	stored  map[string]bool // entries the hash held when loaded
 	// Due is each segment's next deadline (Unix ms) as last written.
 	Due map[string]int64
 	// Watermarks are the highest offset applied per "<topic>/<partition>".
@@ -79,7 +80,7 @@ type Profile struct {
 
 // NewProfile is an empty profile (tests, and profiles never seen).
 func NewProfile(id string) *Profile {
-	return &Profile{ID: id, Entries: map[string]*Entry{}, raw: map[string]string{}, Due: map[string]int64{}, Watermarks: map[string]int64{}}
+	return &Profile{ID: id, Entries: map[string]*Entry{}, raw: map[string]string{}, stored: map[string]bool{}, Due: map[string]int64{}, Watermarks: map[string]int64{}}
 }
 
 // Get returns the entry of a segment, decoding it on first use; nil when
@@ -109,6 +110,16 @@ func (p *Profile) Has(id string) bool {
 	}
 	_, ok := p.raw[id]
 	return ok
+}
+
+// Stored reports whether the profile's hash held an entry for the segment
+// when it was loaded.
+func (p *Profile) Stored(id string) bool { return p.stored[id] }
+
+// Empty reports whether an entry carries nothing worth storing: not in the
+// segment and no aggregate state (reading it back would give a fresh one).
+func (e *Entry) Empty() bool {
+	return !e.In && (e.State == nil || (len(e.State.Aggs) == 0))
 }
 
 // Decoded reports whether the segment's entry was decoded (or set).
@@ -199,6 +210,7 @@ func decodeProfile(pid string, h map[string]string) (*Profile, error) {
 			p.MergedInto = v
 		case strings.HasPrefix(k, "s:"):
 			p.raw[k[2:]] = v
+			p.stored[k[2:]] = true
 		case strings.HasPrefix(k, "d:"):
 			p.Due[k[2:]], _ = strconv.ParseInt(v, 10, 64)
 		case strings.HasPrefix(k, "w:"):

@@ -398,7 +398,15 @@ func (h *handler) fold(g *group, segs []*segments.Segment, states map[string]*se
 	} else {
 		w.Entries = map[string]*segstate.Entry{}
 		for id := range ev.dirty {
-			if e := p.Get(id); e != nil {
+			e := p.Get(id)
+			switch {
+			case e == nil:
+			case e.Empty() && p.Stored(id):
+				w.Delete = append(w.Delete, id) // nothing left worth keeping
+			case e.Empty():
+				// A profile that merely does not qualify costs no storage:
+				// its entry is made afresh (and evaluated) when needed.
+			default:
 				w.Entries[id] = e
 			}
 		}
