@@ -108,9 +108,10 @@ func entry(p *segstate.Profile, seg *segments.Segment, prof segments.Profile) (*
 
 // apply folds one input into the profile's entries and returns the
 // transitions, evaluated at now. Entries an input cannot move are neither
-// decoded nor evaluated: an event only the segments it can change (or
-// whose condition reads first/last seen), a profile change only the
-// segments that read the profile; merges and ticks evaluate all.
+// decoded nor evaluated: an event, the segments whose aggregates it can
+// change and those that read the profile (which the event may have
+// changed: traits, identities, last seen); a profile change (a split), the
+// segments that read the profile; merges and ticks, all.
 func (ev *evaluator) apply(p *segstate.Profile, prof segments.Profile, in input, now time.Time) []transition {
 	var out []transition
 	for _, seg := range ev.segs {
@@ -118,7 +119,7 @@ func (ev *evaluator) apply(p *segstate.Profile, prof segments.Profile, in input,
 		switch in.kind {
 		case inEvent:
 			affected = seg.Affected(in.event)
-			if !affected && !seg.ReadsSeen() && p.Has(seg.ID) {
+			if !affected && !seg.ReadsProfile() && p.Has(seg.ID) {
 				continue
 			}
 		case inProfile:
@@ -127,7 +128,7 @@ func (ev *evaluator) apply(p *segstate.Profile, prof segments.Profile, in input,
 			}
 		}
 		e, fresh := entry(p, seg, prof)
-		need := fresh || in.kind != inEvent || seg.ReadsSeen()
+		need := fresh || in.kind != inEvent || seg.ReadsProfile()
 		if fresh {
 			ev.dirty[seg.ID] = true
 		}

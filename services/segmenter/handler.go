@@ -127,9 +127,11 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 			h.metrics.inputs.WithLabelValues("unknown", "undecodable").Inc()
 			continue
 		}
-		if it != nil {
-			items = append(items, it)
+		if it == nil {
+			h.metrics.inputs.WithLabelValues("profile", "ignored").Inc()
+			continue
 		}
+		items = append(items, it)
 	}
 	groups, err := h.group(ctx, items)
 	if err != nil {
@@ -229,7 +231,11 @@ func (h *handler) decode(m kafka.Message) (*item, error) {
 			in.kind, in.losers = inMerge, c.RelatedProfileIds
 		case profilev1.ChangeKind_CHANGE_KIND_DELETED:
 			in.kind = inDelete
-		case profilev1.ChangeKind_CHANGE_KIND_MERGE_BLOCKED:
+		case profilev1.ChangeKind_CHANGE_KIND_MERGE_BLOCKED, profilev1.ChangeKind_CHANGE_KIND_CREATED,
+			profilev1.ChangeKind_CHANGE_KIND_IDENTITIES_ADDED, profilev1.ChangeKind_CHANGE_KIND_TRAITS_UPDATED:
+			// Caused by an event, which reaches the segmenter itself on the
+			// resolved topic and is evaluated against the profile as it is
+			// then (these changes included): nothing more to do.
 			return nil, nil
 		}
 		return &item{msg: m, ws: c.WorkspaceId, pid: c.ProfileId, in: in}, nil

@@ -236,7 +236,10 @@ func (h *harness) identify(userID string, traits map[string]any) string {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	// The stitcher sends the event on (and announces the trait change,
+	// which the segmenter needs no more than the event).
 	h.change(res.ProfileID, profilev1.ChangeKind_CHANGE_KIND_TRAITS_UPDATED, id)
+	h.send(res.ProfileID, eventv1.EventType_EVENT_TYPE_IDENTIFY, "", nil)
 	return res.ProfileID
 }
 
