@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/cel-go/cel"
@@ -98,6 +99,25 @@ type Segment struct {
 	// event moves.
 	readsSeen bool
 	recheck   time.Duration
+
+	emptyOnce  sync.Once
+	emptyValue bool
+	emptyOK    bool
+}
+
+// WhenEmpty is the condition's answer for a profile with no aggregate state
+// yet, when that answer is a constant (the condition reads neither the
+// profile nor now): most profiles never match most segments, and the stage
+// need not evaluate, decode or store anything for them.
+func (s *Segment) WhenEmpty() (value, ok bool) {
+	s.emptyOnce.Do(func() {
+		if s.readsProfile || s.readsNow {
+			return
+		}
+		v, err := s.Evaluate(&State{}, Profile{}, epoch)
+		s.emptyValue, s.emptyOK = v, err == nil
+	})
+	return s.emptyValue, s.emptyOK
 }
 
 // ReadsSeen reports whether the condition reads first_seen or last_seen,

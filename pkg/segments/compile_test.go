@@ -112,3 +112,24 @@ func TestReadsProfile(t *testing.T) {
 		}
 	}
 }
+
+func TestWhenEmpty(t *testing.T) {
+	for _, tc := range []struct {
+		def       string
+		value, ok bool
+	}{
+		{`{id: a, version: 1, name: A, condition: 'orders >= 1', aggregates: {orders: {count: {event: "Order Completed"}}}}`, false, true},
+		{`{id: a, version: 1, name: A, condition: 'orders == 0', aggregates: {orders: {count: {event: "Order Completed"}}}}`, true, true},
+		{`{id: a, version: 1, name: A, condition: 'quiet', aggregates: {quiet: {inactive: {within: 30d}}}}`, false, true},
+		{`{id: a, version: 1, name: A, condition: 'has(traits.plan)'}`, false, false},
+		{`{id: a, version: 1, name: A, condition: 'now > timestamp("2030-01-01T00:00:00Z")'}`, false, false},
+	} {
+		s, err := Compile([]byte(tc.def))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := s.WhenEmpty(); v != tc.value || ok != tc.ok {
+			t.Errorf("%s: WhenEmpty() = %v, %v; want %v, %v", tc.def, v, ok, tc.value, tc.ok)
+		}
+	}
+}

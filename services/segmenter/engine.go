@@ -145,8 +145,14 @@ func (ev *evaluator) apply(p *segstate.Profile, prof segments.Profile, in input,
 }
 
 func (ev *evaluator) decide(e *segstate.Entry, seg *segments.Segment, prof segments.Profile, in input, now time.Time) []transition {
-	ev.evaluations++
-	is, err := seg.Evaluate(e.State, prof, now)
+	var is bool
+	var err error
+	if v, ok := seg.WhenEmpty(); ok && e.Empty() {
+		is = v // nothing observed yet: the answer is known without evaluating
+	} else {
+		ev.evaluations++
+		is, err = seg.Evaluate(e.State, prof, now)
+	}
 	if err != nil {
 		// A condition that fails at run time (a trait of an unexpected
 		// type, say) keeps the profile where it was and is reported.
