@@ -235,7 +235,7 @@ func TestConcurrentInstancesConverge(t *testing.T) {
 	}
 	want := components(t, single, wsSingle)
 
-	for round := 0; round < 5; round++ {
+	for round := 0; round < 25; round++ {
 		ws := fmt.Sprintf("%s-r%d", testinfra.Unique(t), round)
 		rng := rand.New(rand.NewSource(int64(round)))
 		var wg sync.WaitGroup
