@@ -15,8 +15,10 @@ import (
 	"github.com/firstparty/firstparty/pkg/deps"
 	"github.com/firstparty/firstparty/pkg/identity"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
+	"github.com/firstparty/firstparty/pkg/privacy"
 	"github.com/firstparty/firstparty/pkg/redisclient"
 	"github.com/firstparty/firstparty/pkg/segstate"
+	"github.com/firstparty/firstparty/pkg/suppression"
 	"github.com/firstparty/firstparty/pkg/topics"
 )
 
@@ -55,13 +57,18 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 		return err
 	}
 	rdb := deps.Redis(a, s.redis)
-	if _, err := deps.ClickHouse(ctx, a, s.clickhouse); err != nil {
+	ch, err := deps.ClickHouse(ctx, a, s.clickhouse)
+	if err != nil {
 		return err
 	}
 	if len(s.keys) == 0 {
 		a.Log.Warn("no admin keys configured (-admin.keys): every profile request will get 401")
 	}
-	newProfileAPI(identity.New(rdb, identity.DefaultConfig()), segstate.New(rdb), s.keys, producer, s.topics.Profiles).register(a.Mux)
+	graph := identity.New(rdb, identity.DefaultConfig())
+	profiles := newProfileAPI(graph, segstate.New(rdb), s.keys, producer, s.topics.Profiles)
+	profiles.register(a.Mux)
+	(&privacyAPI{profiles: profiles, svc: &privacy.Service{Graph: graph, Suppression: suppression.New(rdb), Redis: rdb,
+		ClickHouse: ch, Database: s.clickhouse.Database, Changes: producer, Topic: s.topics.Profiles}}).register(a.Mux)
 	return nil
 }
 
