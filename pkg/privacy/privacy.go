@@ -66,7 +66,6 @@ type Report struct {
 	Status      string    `json:"status"`
 }
 
-
 // Erase erases the person holding id in workspace.
 func (s *Service) Erase(ctx context.Context, workspace string, id identity.Identifier, reason string) (Report, error) {
 	now := s.now()
