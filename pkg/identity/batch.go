@@ -53,6 +53,10 @@ func (g *Graph) ApplyBatch(ctx context.Context, us []Update) ([]Result, error) {
 	}
 }
 
+// args are resolve.lua's arguments for u. What the bounds refuse before
+// Redis (oversized traits, identifiers or traits beyond the per-event
+// bounds) is passed along, so the stored result counts it too and a
+// redelivery reports the same.
 func (g *Graph) args(u Update) []any {
 	cfg := g.cfg
 	if u.Config != nil {
@@ -63,22 +67,39 @@ func (g *Graph) args(u Update) []any {
 		limits = append(limits, t+"="+strconv.Itoa(n))
 	}
 	sort.Strings(limits)
-	args := []any{
-		Prefix(u.Workspace), u.MessageID, u.Time.UnixMilli(), newProfileID(), u.Counter,
-		int64(g.cfg.MarkerTTL.Seconds()), cfg.DefaultLimit, strings.Join(limits, ","), MaxTraits, MaxCounters, len(u.Identifiers),
-	}
-	for _, id := range u.Identifiers {
-		args = append(args, id.String())
+	ids := u.Identifiers
+	var dropped []string
+	if len(ids) > MaxIdentifiers {
+		dropped = append(dropped, DropIdentifiers+"="+strconv.Itoa(len(ids)-MaxIdentifiers))
+		ids = ids[:MaxIdentifiers]
 	}
 	keys := make([]string, 0, len(u.Traits))
-	for k := range u.Traits {
+	oversized := 0
+	for k, v := range u.Traits {
+		if len(k) > MaxTraitKeyBytes || len(v) > MaxTraitBytes {
+			oversized++
+			continue
+		}
 		keys = append(keys, k)
 	}
+	if oversized > 0 {
+		dropped = append(dropped, DropTraitSize+"="+strconv.Itoa(oversized))
+	}
 	sort.Strings(keys)
+	if len(keys) > MaxTraits {
+		dropped = append(dropped, DropTraits+"="+strconv.Itoa(len(keys)-MaxTraits))
+		keys = keys[:MaxTraits]
+	}
+	args := make([]any, 0, 15+len(ids)+2*len(keys))
+	args = append(args,
+		Prefix(u.Workspace), u.MessageID, u.Time.UnixMilli(), newProfileID(), u.Counter, int64(g.cfg.MarkerTTL.Seconds()),
+		cfg.DefaultLimit, strings.Join(limits, ","), MaxTraits, MaxCounters, MaxIdentifiers, MaxEdges, MaxBlockedLog,
+		strings.Join(dropped, ","), len(ids))
+	for _, id := range ids {
+		args = append(args, id.String())
+	}
 	for _, k := range keys {
-		if v := u.Traits[k]; len(k) <= MaxTraitKeyBytes && len(v) <= MaxTraitBytes {
-			args = append(args, k, string(v))
-		}
+		args = append(args, k, string(u.Traits[k]))
 	}
 	return args
 }

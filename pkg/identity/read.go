@@ -144,3 +144,42 @@ func (g *Graph) Profiles(ctx context.Context, workspace string, pids []string) (
 	}
 	return out, nil
 }
+
+// BlockedMerge is one entry of a workspace's blocked-merge log: a link or
+// merge that merge protection refused.
+type BlockedMerge struct {
+	At        time.Time // event time of the message
+	MessageID string
+	// ProfileID is the profile the message resolved to; What was kept
+	// apart from it (an identifier "type:value" or a profile id).
+	ProfileID string
+	What      string
+	Reason    string // Block…
+}
+
+// BlockedMerges returns the newest n entries of the workspace's
+// blocked-merge log (at most MaxBlockedLog are kept), newest first.
+func (g *Graph) BlockedMerges(ctx context.Context, workspace string, n int) ([]BlockedMerge, error) {
+	if n <= 0 || n > MaxBlockedLog {
+		n = MaxBlockedLog
+	}
+	raw, err := g.rdb.LRange(ctx, Prefix(workspace)+"blocked", 0, int64(n-1)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading blocked merges of %s: %w", workspace, err)
+	}
+	out := make([]BlockedMerge, 0, len(raw))
+	for _, s := range raw {
+		var e struct {
+			At      int64  `json:"at"`
+			Msg     string `json:"msg"`
+			Profile string `json:"profile"`
+			What    string `json:"what"`
+			Reason  string `json:"reason"`
+		}
+		if err := json.Unmarshal([]byte(s), &e); err != nil {
+			return nil, fmt.Errorf("decoding a blocked merge of %s: %w", workspace, err)
+		}
+		out = append(out, BlockedMerge{At: time.UnixMilli(e.At).UTC(), MessageID: e.Msg, ProfileID: e.Profile, What: e.What, Reason: e.Reason})
+	}
+	return out, nil
+}

@@ -86,7 +86,8 @@ type Workspace struct {
 
 // IdentitySettings is a workspace's identity-resolution policy.
 type IdentitySettings struct {
-	// Limits of identifiers per type on one profile.
+	// Limits of identifiers per type on one profile (1..50); types not
+	// named keep Segment's defaults: user_id 1, others DefaultLimit.
 	Limits       map[string]int `json:"limits,omitempty"`
 	DefaultLimit int            `json:"default_limit,omitempty"`
 	// Priorities: identifier types from most to least trusted.
@@ -259,21 +260,17 @@ func BuildWithEnv(c Config, lookupEnv func(string) (string, bool)) (*Registry, e
 			reg.segments[ws.ID] = append(reg.segments[ws.ID], seg)
 		}
 		if is := ws.Identity; is != nil {
+			// Limits not named keep Segment's defaults (one user_id).
 			cfg := identity.DefaultConfig()
 			if is.DefaultLimit != 0 {
 				cfg.DefaultLimit = is.DefaultLimit
 			}
-			if len(is.Limits) > 0 {
-				cfg.Limits = is.Limits
+			for t, n := range is.Limits {
+				cfg.Limits[t] = n
 			}
 			cfg.Priorities, cfg.Blocked = is.Priorities, is.BlockedValues
-			if cfg.DefaultLimit < 1 || cfg.DefaultLimit > 100 {
-				errs = append(errs, fmt.Errorf("workspace %q identity: default_limit must be 1..100", ws.ID))
-			}
-			for t, n := range cfg.Limits {
-				if n < 1 || n > 100 {
-					errs = append(errs, fmt.Errorf("workspace %q identity: limit of %s must be 1..100", ws.ID, t))
-				}
+			if err := cfg.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("workspace %q identity: %w", ws.ID, err))
 			}
 			reg.identity[ws.ID] = &cfg
 		}

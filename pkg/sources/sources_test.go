@@ -299,7 +299,22 @@ workspaces:
 	if reg.Identity("plain") != nil {
 		t.Fatal("a workspace without settings must use the defaults (nil)")
 	}
-	if _, err := Parse([]byte(`workspaces: [{id: shop, sources: [], identity: {limits: {email: 0}}}]`)); err == nil || !strings.Contains(err.Error(), "limit of email") {
-		t.Fatalf("zero limit: %v", err)
+	// Limits not named keep Segment's defaults.
+	reg, err = Parse([]byte(`workspaces: [{id: shop, sources: [], identity: {limits: {email: 2}, default_limit: 3}}]`))
+	if c := reg.Identity("shop"); err != nil || c.Limits["user_id"] != 1 || c.Limits["email"] != 2 || c.DefaultLimit != 3 {
+		t.Fatalf("Identity(shop) = %+v, %v", c, err)
+	}
+	for _, tc := range []struct{ doc, want string }{
+		{`{limits: {email: 0}}`, `workspace "shop" identity: limit of email is 0`},
+		{`{default_limit: 500}`, "default_limit 500: must be 1..50"},
+		{`{priorities: [email, email]}`, "priorities: email is listed twice"},
+		{`{blocked_values: [""]}`, "blocked_values[0] is empty"},
+		{`{limits: {"User ID": 1}}`, `identifier type "User ID"`},
+		{`{limit: {email: 1}}`, `unknown field "limit"`},
+	} {
+		_, err := Parse([]byte(`workspaces: [{id: shop, sources: [], identity: ` + tc.doc + `}]`))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.doc, err, tc.want)
+		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,11 +23,13 @@ import (
 )
 
 type handler struct {
-	topics topics.Names
-	graph  *identity.Graph
-	events *prometheus.CounterVec
-	merges *prometheus.CounterVec
-	now    func() time.Time
+	topics  topics.Names
+	graph   *identity.Graph
+	events  *prometheus.CounterVec
+	merges  *prometheus.CounterVec
+	blocked *prometheus.CounterVec
+	dropped *prometheus.CounterVec
+	now     func() time.Time
 	// workspace returns a workspace's identity policy (nil: defaults).
 	workspace func(ws string) *identity.Config
 }
@@ -36,12 +40,20 @@ func newHandler(t topics.Names, g *identity.Graph, reg prometheus.Registerer) *h
 			Name: "firstparty_stitcher_events_total", Help: "Events by outcome: resolved, new_profile, undecodable.",
 		}, []string{"outcome"}),
 		merges: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "firstparty_stitcher_merges_total", Help: "Profile merges by workspace and outcome: merged, blocked (merge protection), dropped (traits or counters beyond a profile's bounds).",
-		}, []string{"workspace", "outcome"}),
+			Name: "firstparty_stitcher_merges_total", Help: "Profiles merged into another, by workspace.",
+		}, []string{"workspace"}),
+		blocked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firstparty_stitcher_merges_blocked_total",
+			Help: "Links and merges merge protection refused, by workspace and reason: limit (identifiers of a type per profile), max_identifiers, denied (an operator cut the link).",
+		}, []string{"workspace", "reason"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "firstparty_stitcher_dropped_total",
+			Help: "What a profile's bounds refused, by workspace and reason: traits, trait_size, counters, identifiers, evidence (see pkg/identity).",
+		}, []string{"workspace", "reason"}),
 		workspace: func(string) *identity.Config { return nil },
 	}
 	if reg != nil {
-		reg.MustRegister(h.events, h.merges)
+		reg.MustRegister(h.events, h.merges, h.blocked, h.dropped)
 	}
 	return h
 }
@@ -115,11 +127,23 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 			kafkaclient.CarryTrace(&out, m)
 			outs = append(outs, out)
 		}
-		h.merges.WithLabelValues(env.WorkspaceId, "merged").Add(float64(len(res.Merged)))
-		h.merges.WithLabelValues(env.WorkspaceId, "blocked").Add(float64(len(res.Blocked)))
-		h.merges.WithLabelValues(env.WorkspaceId, "dropped").Add(float64(res.Dropped))
+		if len(res.Merged) > 0 {
+			h.merges.WithLabelValues(env.WorkspaceId).Add(float64(len(res.Merged)))
+		}
+		for _, b := range res.Blocked {
+			h.blocked.WithLabelValues(env.WorkspaceId, b.Reason).Inc()
+		}
+		for reason, n := range res.Dropped {
+			h.dropped.WithLabelValues(env.WorkspaceId, reason).Add(float64(n))
+		}
 	}
 	return stage.Result{Outputs: outs}, nil
+}
+
+var blockReasons = map[string]string{
+	identity.BlockLimit:          "limit (the union would hold more identifiers of one type than the workspace allows, e.g. two user ids)",
+	identity.BlockMaxIdentifiers: "max_identifiers (a profile holds at most " + strconv.Itoa(identity.MaxIdentifiers) + " identifiers)",
+	identity.BlockDenied:         "denied (an operator cut this link)",
 }
 
 // changes turns what an event did to the graph into profile changes with
@@ -149,9 +173,19 @@ func changes(env *eventv1.Envelope, res identity.Result) []*profilev1.ProfileCha
 		out = append(out, c)
 	}
 	if len(res.Blocked) > 0 {
+		// Blocked identifiers go in the detail, never in identities_added:
+		// they are not on this profile.
 		c := base(profilev1.ChangeKind_CHANGE_KIND_MERGE_BLOCKED)
-		c.RelatedProfileIds = res.Blocked
-		c.Detail = "merge protection kept these identifiers or profiles apart (identifier limit per type)"
+		var detail []string
+		for _, b := range res.Blocked {
+			if b.Profile() {
+				c.RelatedProfileIds = append(c.RelatedProfileIds, b.What)
+				detail = append(detail, "profile "+b.What+": "+blockReasons[b.Reason])
+			} else {
+				detail = append(detail, "identifier "+b.What+": "+blockReasons[b.Reason])
+			}
+		}
+		c.Detail = "merge protection kept apart " + strings.Join(detail, "; ")
 		out = append(out, c)
 	}
 	if len(res.TraitChanges) > 0 {
