@@ -16,6 +16,7 @@ import (
 	"github.com/firstparty/firstparty/pkg/chclient"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
 	"github.com/firstparty/firstparty/pkg/redisclient"
+	"github.com/firstparty/firstparty/pkg/sources"
 	"github.com/firstparty/firstparty/pkg/stage"
 )
 
@@ -112,4 +113,19 @@ func waitFor(ctx context.Context, a *app.App, what string, op func(context.Conte
 			delay *= 2
 		}
 	}
+}
+
+// Sources loads the workspace configuration file and keeps it current,
+// checking for changes every interval, as a component of a. An empty path
+// gives an empty configuration (no workspaces).
+func Sources(a *app.App, path string, interval time.Duration) (*sources.Live, error) {
+	if path == "" {
+		return sources.Static(&sources.Registry{}), nil
+	}
+	live, err := sources.NewLive(path)
+	if err != nil {
+		return nil, err
+	}
+	a.Go("sources watcher", func(ctx context.Context) error { return live.Watch(ctx, interval, a.Log) })
+	return live, nil
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
 	"github.com/firstparty/firstparty/pkg/redisclient"
 	"github.com/firstparty/firstparty/pkg/segstate"
-	"github.com/firstparty/firstparty/pkg/sources"
 	"github.com/firstparty/firstparty/pkg/topics"
 	"github.com/firstparty/firstparty/pkg/webhook"
 )
@@ -83,13 +82,9 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	live := sources.Static(&sources.Registry{})
-	if s.sourcesFile != "" {
-		var err error
-		if live, err = sources.NewLive(s.sourcesFile); err != nil {
-			return err
-		}
-		a.Go("sources watcher", func(ctx context.Context) error { return live.Watch(ctx, s.sourcesInterval, a.Log) })
+	live, err := deps.Sources(a, s.sourcesFile, s.sourcesInterval)
+	if err != nil {
+		return err
 	}
 	p, err := deps.Kafka(ctx, a, s.kafka, s.topics.All())
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	"github.com/firstparty/firstparty/pkg/identity"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
 	"github.com/firstparty/firstparty/pkg/redisclient"
-	"github.com/firstparty/firstparty/pkg/sources"
 	"github.com/firstparty/firstparty/pkg/topics"
 )
 
@@ -64,13 +63,9 @@ func (s *service) Validate() error {
 }
 
 func (s *service) Start(ctx context.Context, a *app.App) error {
-	live := sources.Static(&sources.Registry{})
-	if s.sourcesFile != "" {
-		var err error
-		if live, err = sources.NewLive(s.sourcesFile); err != nil {
-			return err
-		}
-		a.Go("sources watcher", func(ctx context.Context) error { return live.Watch(ctx, s.sourcesInterval, a.Log) })
+	live, err := deps.Sources(a, s.sourcesFile, s.sourcesInterval)
+	if err != nil {
+		return err
 	}
 	p, err := deps.Kafka(ctx, a, s.kafka, s.topics.All())
 	if err != nil {
