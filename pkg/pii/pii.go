@@ -182,7 +182,10 @@ func (p Policy) Apply(ev *eventv1.Event, secret []byte) []string {
 }
 
 type applier struct {
-	secret   []byte
+	secret []byte
+	// display: masking for a reader (Redaction), not for storage: a value
+	// a hash rule already replaced ("hmac:…") is pseudonymous and stays.
+	display  bool
 	decided  map[string]bool // internal keys of fields an earlier rule decided
 	reported map[string]bool
 	changed  []string
@@ -369,6 +372,9 @@ func (a *applier) scalar(s string, action Action) (string, bool) {
 	var out string
 	switch action {
 	case Mask:
+		if a.display && isHMAC(s) {
+			return s, false
+		}
 		out = MaskString(s)
 	case Hash:
 		if isHMAC(s) {
