@@ -64,7 +64,8 @@ fuzz: ## run every fuzz target for FUZZTIME each
 			echo "=== $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done; done) || exit 1; done
 
 .PHONY: bench
-bench: bench-go bench-collector bench-stitcher bench-loader bench-pipeline ## every benchmark: Go benchmarks, the collector against Kafka's own producer, the whole pipeline
+bench: servers ## the benchmark in one run (~10 min): each stage vs its server's own tool, the pipeline at rising rates; one table + .local/bench/bench.{json,png}
+	@deploy/bench/bench.sh
 
 .PHONY: bench-go
 bench-go: servers ## Go benchmarks of every module against the real servers
@@ -76,9 +77,8 @@ bench-stitcher: servers ## identity resolution events/s and Redis commands per e
 	@deploy/bench/stitcher.sh
 
 .PHONY: bench-loader
-bench-loader: servers ## loader rows/s topic→table vs clickhouse-client inserting the same rows as TSV, in one run; loader peak memory
-	@set -a; . .local/servers.env; set +a; cd services/loader && FP_REQUIRE_SERVERS=1 FP_BENCH_BASELINE=1 \
-		go test -run '^$$' -bench TopicToTable -benchtime $${FP_BENCH_ROWS:-200000}x -count 1 .
+bench-loader: servers ## loader rows/s topic→table vs clickhouse-client inserting the same rows as TSV, in one run; loader peak memory (.local/bench/loader.json)
+	@deploy/bench/loader.sh
 
 .PHONY: bench-pipeline
 bench-pipeline: servers ## whole pipeline at 1k and 5k events/s with 50 segments: latency to resolved/trigger/row, stage throughput, RSS (.local/bench/pipeline.json)

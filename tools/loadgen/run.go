@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"github.com/firstparty/firstparty/tools/clickstream"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +15,9 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/firstparty/firstparty/tools/clickstream"
+	"github.com/firstparty/firstparty/tools/progress"
 )
 
 // worker is one connection's sender and its own tallies (locked only
@@ -42,7 +44,7 @@ func (t *tally) add(o tally) {
 // run sends load as cfg says until -duration passes, -events are sent or
 // ctx is cancelled, and returns what it measured. Latency is the time from
 // sending a request to reading its whole answer.
-func run(ctx context.Context, cfg Config, progress io.Writer) Result {
+func run(ctx context.Context, cfg Config, out io.Writer) Result {
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        cfg.Concurrency,
@@ -116,8 +118,10 @@ func run(ctx context.Context, cfg Config, progress io.Writer) Result {
 
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	if progress != nil {
-		reportProgress(progress, start, workers, done)
+	if out != nil {
+		bar := progress.New(out, fmt.Sprintf("loadgen: batch %d", cfg.Batch), int64(cfg.Duration/time.Second), "s")
+		reportProgress(bar, start, workers, done)
+		bar.Done("finished")
 	} else {
 		<-done
 	}
@@ -192,8 +196,9 @@ func (w *worker) record(events, bytes, status int, took time.Duration, err error
 	}
 }
 
-// reportProgress prints one line a second until done is closed.
-func reportProgress(out io.Writer, start time.Time, workers []*worker, done <-chan struct{}) {
+// reportProgress moves the bar once a second, with the last second's
+// rate and latency, until done is closed.
+func reportProgress(bar *progress.Bar, start time.Time, workers []*worker, done <-chan struct{}) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	interval := newHistogram()
@@ -217,9 +222,8 @@ func reportProgress(out io.Writer, start time.Time, workers []*worker, done <-ch
 			}
 			secs := now.Sub(lastAt).Seconds()
 			l := summarize(interval)
-			fmt.Fprintf(out, "[%4.0fs] %8.0f events/s %7.0f req/s  p50 %6.2f ms  p99 %7.2f ms  max %7.2f ms  total ok %d events, not ok %d requests\n",
-				now.Sub(start).Seconds(), float64(t.eventsOK-last.eventsOK)/secs, float64(t.requestsOK-last.requestsOK)/secs,
-				l.P50, l.P99, l.Max, t.eventsOK, failed)
+			bar.Set(int64(now.Sub(start)/time.Second), fmt.Sprintf("%6.0f events/s %5.0f req/s  p50 %5.1f ms  p99 %6.1f ms  ok %d events, not ok %d requests",
+				float64(t.eventsOK-last.eventsOK)/secs, float64(t.requestsOK-last.requestsOK)/secs, l.P50, l.P99, t.eventsOK, failed))
 			last, lastAt = t, now
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	eventv1 "github.com/firstparty/firstparty/proto/event/v1"
 	segmentv1 "github.com/firstparty/firstparty/proto/segment/v1"
 	"github.com/firstparty/firstparty/tools/clickstream"
+	"github.com/firstparty/firstparty/tools/progress"
 )
 
 // ToggleEvent is the probe event's name; the benchmark workspace's toggle
@@ -154,10 +155,10 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 
 	// Warm up (consumers join their groups, connections open) at the
 	// first rate; its probes are not counted.
-	progress(cfg, "warming up for 5 s at %d events/s", cfg.Rates[0])
+	say(cfg, "warming up for 5 s at %d events/s", cfg.Rates[0])
 	b.drive(ctx, -1, cfg.Rates[0], 5*time.Second)
 	if !b.waitOutstanding(ctx, -1, 20*time.Second) {
-		progress(cfg, "warm-up probes still outstanding after 20 s: the pipeline is slow to start")
+		say(cfg, "warm-up probes still outstanding after 20 s: the pipeline is slow to start")
 	}
 	for i, rate := range cfg.Rates {
 		s := &Step{TargetRate: rate, histResolved: hdrhistogram.New(histMin, histMax, 3), histTrigger: hdrhistogram.New(histMin, histMax, 3), histRow: hdrhistogram.New(histMin, histMax, 3)}
@@ -190,7 +191,7 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		b.mu.Unlock()
 		res.Steps = append(res.Steps, *s)
-		progress(cfg, "%d events/s: achieved %.0f/s; resolved p50 %.0f ms p99 %.0f ms; trigger p50 %.0f ms p99 %.0f ms (%d missing); %.0f evaluations/s",
+		say(cfg, "%d events/s: achieved %.0f/s; resolved p50 %.0f ms p99 %.0f ms; trigger p50 %.0f ms p99 %.0f ms (%d missing); %.0f evaluations/s",
 			rate, s.AchievedRate, s.Resolved.P50, s.Resolved.P99, s.Trigger.P50, s.Trigger.P99, s.Trigger.Missing, s.EvaluationsPerS)
 		if ctx.Err() != nil {
 			return res, ctx.Err()
@@ -199,7 +200,7 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, nil
 }
 
-func progress(cfg Config, format string, args ...any) {
+func say(cfg Config, format string, args ...any) {
 	if !cfg.Quiet {
 		fmt.Fprintf(os.Stderr, "pipebench: "+format+"\n", args...)
 	}
@@ -262,6 +263,10 @@ func (b *bench) drive(ctx context.Context, step, rate int, d time.Duration) (sen
 			}
 		}()
 	}
+	var bar *progress.Bar
+	if step >= 0 && !cfg.Quiet {
+		bar = progress.New(os.Stderr, fmt.Sprintf("pipebench: %d events/s", rate), int64(d/time.Second), "s")
+	}
 	start := time.Now()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -283,14 +288,17 @@ loop:
 		}
 		select {
 		case <-tick.C:
-			if step >= 0 {
-				progress(cfg, "%d events/s: %2.0f s, sent %d (%.0f/s), %d probes", rate, time.Since(start).Seconds(), nSent.Load(), float64(nSent.Load())/time.Since(start).Seconds(), nProbes.Load())
+			if bar != nil {
+				bar.Set(int64(time.Since(start)/time.Second), fmt.Sprintf("sent %d (%.0f/s), %d probes", nSent.Load(), float64(nSent.Load())/time.Since(start).Seconds(), nProbes.Load()))
 			}
 		default:
 		}
 	}
 	close(slots)
 	wg.Wait()
+	if bar != nil {
+		bar.Done(fmt.Sprintf("sent %d events (%.0f/s), %d failed", nSent.Load(), float64(nSent.Load())/time.Since(start).Seconds(), nFailed.Load()))
+	}
 	return nSent.Load(), nFailed.Load(), nProbes.Load(), firstErr
 }
 
