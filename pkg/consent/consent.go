@@ -9,6 +9,10 @@
 //
 // The check fails closed: a category that is absent, set to false, or sent
 // twice with disagreeing values counts as not granted.
+//
+// The package also keeps the consent a person recorded through the API
+// (PUT /v1/privacy/consent): Update and Merge are the pure rules (newest
+// decision per category wins), Store the Redis shell (store.go, record.lua).
 package consent
 
 import (

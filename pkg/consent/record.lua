@@ -1,0 +1,23 @@
+-- record.lua: store consent decisions for one identifier, newest wins.
+-- KEYS[1] fp:{ws}:consent:<type>:<value>
+-- ARGV[1] the decision's time (ms); then pairs: category, JSON {granted, at, source}
+-- A category already holding a decision newer than ARGV[1] keeps it; one at
+-- the same instant is replaced (the later request wins a tie). Returns the
+-- categories written.
+local at = tonumber(ARGV[1])
+local written = {}
+for i = 2, #ARGV, 2 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  local keep = false
+  if cur then
+    local ok, d = pcall(cjson.decode, cur)
+    if ok and type(d) == 'table' and tonumber(d.at) and tonumber(d.at) > at then
+      keep = true
+    end
+  end
+  if not keep then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    written[#written + 1] = ARGV[i]
+  end
+end
+return written
