@@ -51,6 +51,7 @@ func latencyPlot(r Report) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Collector accept → … latency"
 	p.X.Label.Text = "offered events/s"
+	p.X.Tick.Marker = wholeTicks{}
 	p.Y.Label.Text = "ms (log)"
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
@@ -92,7 +93,9 @@ func throughputPlot(r Report) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Throughput per stage"
 	p.X.Label.Text = "offered events/s"
+	p.X.Tick.Marker = wholeTicks{}
 	p.Y.Label.Text = "messages/s"
+	p.Y.Tick.Marker = wholeTicks{}
 	p.Legend.Top, p.Legend.Left = true, true
 	var offered plotter.XYs
 	for _, s := range r.Steps {
@@ -113,11 +116,11 @@ func throughputPlot(r Report) (*plot.Plot, error) {
 		if len(xy) == 0 {
 			continue
 		}
-		if err := addLine(p, xy, plotutil.Color(i+3), nil, svc); err != nil {
+		if err := addLine(p, xy, plotutil.Color(i+1), nil, svc); err != nil {
 			return nil, err
 		}
 	}
-	p.Y.Max *= 1.35 // head room for the legend
+	p.Y.Min, p.Y.Max = 0, p.Y.Max*1.35 // head room for the legend
 	return p, nil
 }
 
@@ -159,4 +162,18 @@ func addLine(p *plot.Plot, xy plotter.XYs, c color.Color, dashes []vg.Length, na
 	p.Add(l, pts)
 	p.Legend.Add(name, l)
 	return nil
+}
+
+// wholeTicks are the default ticks labelled as whole numbers (1000, not
+// 1000.00).
+type wholeTicks struct{}
+
+func (wholeTicks) Ticks(lo, hi float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = fmt.Sprintf("%.0f", ticks[i].Value)
+		}
+	}
+	return ticks
 }
