@@ -8,12 +8,20 @@
 //     identifiers, traits, counters, evidence, lineage);
 //  3. a CHANGE_KIND_DELETED profile change tells the segmenter to make the
 //     profile exit its segments and drop its segment state;
-//  4. ClickHouse mutations delete the person's events, identities, profile
-//     changes and segment memberships, and Erase waits until they finished;
-//  5. the request and its outcome are appended to the workspace's audit log.
+//  4. their recorded consent (pkg/consent) is deleted;
+//  5. ClickHouse mutations delete the person's events, identities, profile
+//     changes, segment memberships and rejected events (their raw payloads
+//     may hold personal data), selected as pkg/history selects them, and
+//     Erase waits until they finished;
+//  6. the request and its outcome are appended to the workspace's audit log.
 //
 // Erase is idempotent: events that were already past the validator when it
 // started can still land, and running it again removes them too.
+//
+// Export (export.go) writes everything held about a person as one JSON
+// document; RecordConsent and ReadConsent (consent.go) record and read a
+// person's consent. Every request, of every kind, is appended to the audit
+// log (Report.Type tells them apart).
 package privacy
 
 import (
@@ -23,7 +31,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -32,7 +39,10 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/firstparty/firstparty/pkg/consent"
+	"github.com/firstparty/firstparty/pkg/history"
 	"github.com/firstparty/firstparty/pkg/identity"
+	"github.com/firstparty/firstparty/pkg/segstate"
 	"github.com/firstparty/firstparty/pkg/stage"
 	"github.com/firstparty/firstparty/pkg/suppression"
 	profilev1 "github.com/firstparty/firstparty/proto/profile/v1"
@@ -45,6 +55,8 @@ type Service struct {
 	Redis       redis.UniversalClient
 	ClickHouse  driver.Conn
 	Database    string
+	Consent     *consent.Store  // nil: no recorded consent (erase skips it)
+	Segments    *segstate.Store // current segments, for export
 	Changes     stage.Sink
 	Topic       string // profile changes
 	Now         func() time.Time
@@ -52,9 +64,19 @@ type Service struct {
 	MutationTimeout time.Duration
 }
 
-// Report is the outcome of an erase request.
+// Request types in Report.Type.
+const (
+	TypeErase        = "erase"
+	TypeExport       = "export"
+	TypeConsentWrite = "consent.write"
+	TypeConsentRead  = "consent.read"
+)
+
+// Report is the outcome of a privacy request, as the audit log keeps it.
+// Entries written before Type existed are erasures.
 type Report struct {
 	RequestID   string    `json:"request_id"`
+	Type        string    `json:"type"`
 	Workspace   string    `json:"workspace"`
 	Identifier  string    `json:"identifier"`
 	Reason      string    `json:"reason"`
@@ -64,13 +86,19 @@ type Report struct {
 	RequestedAt time.Time `json:"requested_at"`
 	CompletedAt time.Time `json:"completed_at"`
 	Status      string    `json:"status"`
+	// Consent requests: the categories recorded or read, and where a
+	// recorded decision came from.
+	Categories map[string]bool `json:"categories,omitempty"`
+	Source     string          `json:"source,omitempty"`
+	// Export: rows written per section.
+	Rows map[string]int64 `json:"rows,omitempty"`
 }
 
 // Erase erases the person holding id in workspace.
 func (s *Service) Erase(ctx context.Context, workspace string, id identity.Identifier, reason string) (Report, error) {
 	now := s.now()
 	sum := sha256.Sum256([]byte(workspace + "/" + id.String() + "/" + now.Format(time.RFC3339Nano)))
-	rep := Report{RequestID: "erase_" + hex.EncodeToString(sum[:8]), Workspace: workspace, Identifier: id.String(), Reason: reason, RequestedAt: now}
+	rep := Report{RequestID: "erase_" + hex.EncodeToString(sum[:8]), Type: TypeErase, Workspace: workspace, Identifier: id.String(), Reason: reason, RequestedAt: now}
 	ids := []identity.Identifier{id}
 	var pids []string
 	if prof, err := s.Graph.Lookup(ctx, workspace, id); err == nil {
@@ -104,8 +132,14 @@ func (s *Service) Erase(ctx context.Context, workspace string, id identity.Ident
 			return rep, fmt.Errorf("announcing the erasure: %w", err)
 		}
 	}
-	// 4. The event history.
-	tables, err := s.deleteHistory(ctx, workspace, rep.ProfileIDs, ids)
+	// 4. Recorded consent.
+	if s.Consent != nil {
+		if err := s.Consent.Delete(ctx, workspace, toConsent(ids)); err != nil {
+			return rep, err
+		}
+	}
+	// 5. The event history.
+	tables, err := s.deleteHistory(ctx, person(workspace, rep.ProfileIDs, ids))
 	rep.Tables = tables
 	if err != nil {
 		return rep, err
@@ -114,7 +148,7 @@ func (s *Service) Erase(ctx context.Context, workspace string, id identity.Ident
 	if len(rep.ProfileIDs) == 0 {
 		rep.Status = "completed: no profile held the identifier; it is suppressed"
 	}
-	// 5. Audit.
+	// 6. Audit.
 	return rep, s.audit(ctx, rep)
 }
 
@@ -145,41 +179,30 @@ func dedupe(ss []string) []string {
 	return out
 }
 
+func toConsent(ids []identity.Identifier) []consent.Identifier {
+	out := make([]consent.Identifier, len(ids))
+	for i, id := range ids {
+		out[i] = consent.Identifier{Type: id.Type, Value: id.Value}
+	}
+	return out
+}
+
+func person(ws string, pids []string, ids []identity.Identifier) history.Person {
+	p := history.Person{Workspace: ws, ProfileIDs: pids}
+	for _, id := range ids {
+		p.Identifiers = append(p.Identifiers, [2]string{id.Type, id.Value})
+	}
+	return p
+}
+
 // deleteHistory runs the ClickHouse mutations and waits for them.
-func (s *Service) deleteHistory(ctx context.Context, ws string, pids []string, ids []identity.Identifier) ([]string, error) {
+func (s *Service) deleteHistory(ctx context.Context, p history.Person) ([]string, error) {
 	if s.ClickHouse == nil {
 		return nil, nil
 	}
-	var users, anons []string
-	for _, id := range ids {
-		switch id.Type {
-		case "user_id":
-			users = append(users, id.Value)
-		case "anonymous_id":
-			anons = append(anons, id.Value)
-		}
-	}
-	list := func(vs []string) string {
-		if len(vs) == 0 {
-			return "''"
-		}
-		q := make([]string, len(vs))
-		for i, v := range vs {
-			q[i] = quote(v)
-		}
-		return strings.Join(q, ",")
-	}
-	w := "workspace_id = " + quote(ws)
-	byProfile := "profile_id IN (" + list(pids) + ")"
-	stmts := map[string]string{
-		"events":              w + " AND (" + byProfile + " OR user_id IN (" + list(users) + ") OR anonymous_id IN (" + list(anons) + "))",
-		"identities":          w + " AND (" + byProfile + " OR (identifier_type = '$profile_id' AND identifier_value IN (" + list(pids) + ")))",
-		"profile_changes":     w + " AND " + byProfile,
-		"segment_memberships": w + " AND " + byProfile,
-	}
 	var tables []string
-	for _, t := range []string{"events", "identities", "profile_changes", "segment_memberships"} {
-		q := fmt.Sprintf("ALTER TABLE %s.%s DELETE WHERE %s", s.Database, t, stmts[t])
+	for _, t := range history.Tables {
+		q := fmt.Sprintf("ALTER TABLE %s.%s DELETE WHERE %s", s.Database, t, history.Where(t, p))
 		if err := s.ClickHouse.Exec(ctx, q); err != nil {
 			return tables, fmt.Errorf("deleting from %s: %w", t, err)
 		}
@@ -210,11 +233,6 @@ func (s *Service) deleteHistory(ctx context.Context, ws string, pids []string, i
 	}
 }
 
-// quote makes a ClickHouse string literal.
-func quote(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
-
 // AuditKey holds a workspace's privacy requests, newest first (capped).
 func AuditKey(ws string) string { return "fp:{" + ws + "}:audit" }
 
@@ -235,12 +253,15 @@ func (s *Service) audit(ctx context.Context, rep Report) error {
 func (s *Service) Audit(ctx context.Context, ws string, n int64) ([]Report, error) {
 	vals, err := s.Redis.LRange(ctx, AuditKey(ws), 0, n-1).Result()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading the audit log: %w", err)
 	}
 	out := make([]Report, 0, len(vals))
 	for _, v := range vals {
 		var r Report
 		if json.Unmarshal([]byte(v), &r) == nil {
+			if r.Type == "" {
+				r.Type = TypeErase
+			}
 			out = append(out, r)
 		}
 	}

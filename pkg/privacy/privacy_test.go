@@ -11,14 +11,6 @@ import (
 	"github.com/firstparty/firstparty/pkg/testinfra"
 )
 
-func TestQuote(t *testing.T) {
-	for in, want := range map[string]string{`a`: `'a'`, `o'neil`: `'o\'neil'`, `back\slash`: `'back\\slash'`, `x\'; DROP`: `'x\\\'; DROP'`} {
-		if got := quote(in); got != want {
-			t.Errorf("quote(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
-
 // TestEraseRedis erases a person from the graph (ClickHouse is covered by
 // the API's end-to-end test): every identifier suppressed, the profile gone,
 // the request audited; erasing an unknown identifier still suppresses it.
