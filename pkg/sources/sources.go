@@ -47,6 +47,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"sort"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -188,6 +189,27 @@ func (r *Registry) Segments(workspace string) []*segments.Segment {
 		return nil
 	}
 	return r.segments[workspace]
+}
+
+// PIIRules returns the PII rules of every source of a workspace, in the
+// order of the source ids (the API masks every path they name for readers
+// without pii:read, see pii.Redaction).
+func (r *Registry) PIIRules(workspace string) []pii.Rule {
+	if r == nil {
+		return nil
+	}
+	var ids []string
+	for k := range r.bySource {
+		if k[0] == workspace {
+			ids = append(ids, k[1])
+		}
+	}
+	sort.Strings(ids)
+	var out []pii.Rule
+	for _, id := range ids {
+		out = append(out, r.bySource[[2]string{workspace, id}].PII.Rules...)
+	}
+	return out
 }
 
 // Source returns the settings of a source by id; the validator uses it for

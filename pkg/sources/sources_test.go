@@ -318,3 +318,25 @@ workspaces:
 		}
 	}
 }
+
+func TestPIIRules(t *testing.T) {
+	reg, err := Parse([]byte(`workspaces:
+  - id: shop
+    sources:
+      - {id: web, write_keys: [fpw_web_key_0123456789], pii: [{path: traits.loyalty_id, action: mask}]}
+      - {id: app, write_keys: [fpw_app_key_0123456789], pii: [{path: properties.card, action: drop}]}
+  - id: other
+    sources:
+      - {id: web, write_keys: [fpw_oth_key_0123456789], pii: [{path: traits.x, action: mask}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := reg.PIIRules("shop")
+	if len(got) != 2 || got[0].Path != "properties.card" || got[1].Path != "traits.loyalty_id" {
+		t.Fatalf("PIIRules = %+v", got)
+	}
+	if reg.PIIRules("nobody") != nil || (*Registry)(nil).PIIRules("shop") != nil {
+		t.Fatal("rules for an unknown workspace")
+	}
+}
