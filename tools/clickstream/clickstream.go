@@ -1,5 +1,5 @@
 // Package clickstream generates realistic analytics.js-shaped shop traffic
-// for the load generator and the pipeline benchmark.
+// for the load generator, the pipeline benchmark and the demo.
 package clickstream
 
 import (
@@ -12,15 +12,53 @@ import (
 // population of devices, each browsing in sessions (landing page, category
 // pages, product views, cart adds, sometimes an identify and a purchase).
 // Events of different devices interleave, as they do at a real collector.
+//
+// People behave as in a real shop, in realistic shares: some sign up
+// (identify with a new userId); a few use a second device and log in there
+// with the same userId (the stitcher merges the two devices' profiles); a
+// few orders are refunded a while later (Order Refunded); and devices go
+// quiet after a few sessions — they never send again and a new visitor
+// takes their place, so the population stays the same size and inactivity
+// segments have someone to find.
+//
 // It does no I/O and is not safe for concurrent use: each load worker owns
-// one, seeded differently.
+// one, seeded differently. A seed always produces the same stream.
 type Clickstream struct {
 	rng     *rand.Rand
 	devices []device
 	// prefix makes user and order ids unique to this generator.
 	prefix string
 	seq    uint64
+	stats  Stats
 }
+
+// Stats counts what the simulated shoppers did so far.
+type Stats struct {
+	Events  int // events generated
+	SignUps int // identifies that gave a person their userId
+	// Logins are identifies on a person's further device, with the userId
+	// the person signed up with elsewhere: each one merges two profiles.
+	Logins  int
+	Orders  int
+	Refunds int
+	// Quiet counts devices that went quiet: they send nothing more.
+	Quiet int
+}
+
+// Shares of behaviour, chosen to look like a shop's analytics (and kept
+// small, because the pipeline benchmark measures with this traffic).
+const (
+	// secondDeviceOneIn: one new device in this many belongs to someone
+	// already known, who will log in on it.
+	secondDeviceOneIn = 25
+	// refundOneIn: one order in this many is refunded.
+	refundOneIn = 20
+	// quietOneIn: after each session, one device in this many goes quiet.
+	quietOneIn = 4
+	// favouriteOneIn: a product page is of the device's favourite
+	// category one time in this many (otherwise any category).
+	favouriteOneIn = 3
+)
 
 type product struct {
 	id, name, category, brand string
@@ -29,11 +67,28 @@ type product struct {
 
 type campaign struct{ name, source, medium, term, content string }
 
+// person is who uses one or more devices; a device of someone who has
+// signed up logs in with their userId.
+type person struct {
+	userID, email, plan string
+	devices             int // devices this person has used
+}
+
+// order is one completed order, for its refund.
+type order struct {
+	id      string
+	revenue float64
+	// dueIn is how many more of the device's events come before the refund.
+	dueIn int
+}
+
 type device struct {
 	anonID    string
-	userID    string // set by the first identify; kept across sessions
-	email     string
-	plan      string
+	person    *person // shared by a person's devices
+	userID    string  // set by the device's first identify; kept across sessions
+	favourite int     // index into categories: what this shopper browses most
+	sessions  int     // sessions started
+	refund    *order  // an order that will be refunded, or nil
 	ua        string
 	ip        string
 	locale    string
@@ -82,18 +137,38 @@ func New(seed uint64, devices int) *Clickstream {
 	g.prefix = strconv.FormatUint(g.rng.Uint64()&0xffffffffff, 36)
 	g.devices = make([]device, devices)
 	for i := range g.devices {
-		g.devices[i] = g.newDevice()
+		g.devices[i] = g.newDevice(g.devices[:i])
 	}
 	return g
 }
 
-func (g *Clickstream) newDevice() device {
-	return device{
-		anonID: g.uuid(),
-		ua:     agents[g.rng.IntN(len(agents))],
-		ip:     g.ip(),
-		locale: locales[g.rng.IntN(len(locales))],
+// Stats returns what the shoppers did so far.
+func (g *Clickstream) Stats() Stats { return g.stats }
+
+// newDevice returns a new visitor's device. One in secondDeviceOneIn is
+// another device of the person of one of others (if they have used only
+// one so far), who will log in on it; the rest are new people.
+func (g *Clickstream) newDevice(others []device) device {
+	d := device{
+		anonID:    g.uuid(),
+		ua:        agents[g.rng.IntN(len(agents))],
+		ip:        g.ip(),
+		locale:    locales[g.rng.IntN(len(locales))],
+		favourite: g.rng.IntN(len(categories)),
 	}
+	if len(others) > 0 && g.rng.IntN(secondDeviceOneIn) == 0 {
+		// At most two devices a person, so the stitcher's limits on
+		// anonymous ids per profile never get in the way.
+		if o := &others[g.rng.IntN(len(others))]; o.person.devices < 2 {
+			d.person = o.person
+			d.favourite = o.favourite // the same shopper, the same tastes
+		}
+	}
+	if d.person == nil {
+		d.person = &person{}
+	}
+	d.person.devices++
+	return d
 }
 
 func (g *Clickstream) uuid() string {
@@ -122,8 +197,12 @@ func (g *Clickstream) ip() string {
 	return nets[g.rng.IntN(len(nets))] + strconv.Itoa(1+g.rng.IntN(254))
 }
 
-func (g *Clickstream) product() product {
+// product returns a random product, of the category fav when fav >= 0.
+func (g *Clickstream) product(fav int) product {
 	n := g.rng.IntN(5000)
+	if fav >= 0 {
+		n = n - n%len(categories) + fav
+	}
 	cat := categories[n%len(categories)]
 	return product{
 		id:       "prod_" + strconv.Itoa(10000+n),
@@ -144,6 +223,7 @@ func (g *Clickstream) Event(b []byte, now, sentAt time.Time) ([]byte, string) {
 	w := jsonWriter{b: b}
 	typ := g.step(d, &w)
 	g.common(d, &w, ts, sentAt)
+	g.stats.Events++
 	return w.b, typ
 }
 
@@ -158,7 +238,20 @@ func (g *Clickstream) step(d *device, w *jsonWriter) string {
 			w.str("currency", "USD")
 		})
 	}
+	if d.refund != nil {
+		if d.refund.dueIn--; d.refund.dueIn <= 0 {
+			return g.refund(d, w)
+		}
+	}
 	if d.pagesLeft == 0 { // a new session: the landing page
+		if d.sessions > 0 && d.refund == nil && g.rng.IntN(quietOneIn) == 0 {
+			// This device goes quiet for good (a customer with a refund
+			// still due stays: the shop is not done with them); a new
+			// visitor takes its place.
+			*d = g.newDevice(g.devices)
+			g.stats.Quiet++
+		}
+		d.sessions++
 		d.pagesLeft = 3 + g.rng.IntN(10)
 		d.viewed, d.cart = nil, nil
 		d.campaign = nil
@@ -178,6 +271,8 @@ func (g *Clickstream) step(d *device, w *jsonWriter) string {
 	d.campaign = nil
 	r := g.rng.IntN(100)
 	switch {
+	case d.userID == "" && d.person.userID != "" && r < 30:
+		return g.identify(d, w) // logs in on this device too
 	case d.viewed != nil && r < 25: // cart add of the product on screen
 		p := *d.viewed
 		d.cart = append(d.cart, p)
@@ -192,7 +287,11 @@ func (g *Clickstream) step(d *device, w *jsonWriter) string {
 	case len(d.cart) > 0 && d.userID != "" && r < 50:
 		return g.purchase(d, w)
 	case r < 70: // a product page: its page call, then Product Viewed
-		p := g.product()
+		fav := -1
+		if g.rng.IntN(favouriteOneIn) == 0 {
+			fav = d.favourite
+		}
+		p := g.product(fav)
 		d.viewed, d.pending = &p, true
 		d.page = pageView{name: p.name, category: p.category, path: "/p/" + p.id, title: p.name, referrer: site + d.page.path}
 		return g.pageEvent(d, w)
@@ -246,17 +345,26 @@ func (g *Clickstream) pageEvent(d *device, w *jsonWriter) string {
 	return "page"
 }
 
+// identify is a sign-up, or a login when the person already signed up on
+// another device: the same userId, email and plan.
 func (g *Clickstream) identify(d *device, w *jsonWriter) string {
-	g.seq++
-	d.userID = "user_" + g.prefix + "_" + strconv.FormatUint(g.seq, 10)
-	d.email = "shopper." + g.prefix + "." + strconv.FormatUint(g.seq, 10) + "@example.com"
-	d.plan = plans[g.rng.IntN(len(plans))]
+	p := d.person
+	if p.userID == "" {
+		g.seq++
+		p.userID = "user_" + g.prefix + "_" + strconv.FormatUint(g.seq, 10)
+		p.email = "shopper." + g.prefix + "." + strconv.FormatUint(g.seq, 10) + "@example.com"
+		p.plan = plans[g.rng.IntN(len(plans))]
+		g.stats.SignUps++
+	} else {
+		g.stats.Logins++
+	}
+	d.userID = p.userID
 	w.open()
 	w.str("type", "identify")
 	w.key("traits")
 	w.open()
-	w.str("email", d.email)
-	w.str("plan", d.plan)
+	w.str("email", p.email)
+	w.str("plan", p.plan)
 	w.str("first_name", "Alex")
 	w.str("last_name", "Morgan")
 	w.bool("newsletter", g.rng.IntN(2) == 0)
@@ -272,9 +380,15 @@ func (g *Clickstream) purchase(d *device, w *jsonWriter) string {
 	}
 	cart := d.cart
 	d.cart = nil
+	id := "ord_" + g.prefix + "_" + strconv.FormatUint(g.seq, 10)
+	revenue = float64(int(revenue*100+0.5)) / 100
+	g.stats.Orders++
+	if d.refund == nil && g.rng.IntN(refundOneIn) == 0 {
+		d.refund = &order{id: id, revenue: revenue, dueIn: 5 + g.rng.IntN(30)}
+	}
 	return g.track(d, w, "Order Completed", func(w *jsonWriter) {
-		w.str("order_id", "ord_"+g.prefix+"_"+strconv.FormatUint(g.seq, 10))
-		w.num("revenue", float64(int(revenue*100+0.5))/100)
+		w.str("order_id", id)
+		w.num("revenue", revenue)
 		w.num("shipping", 4.95)
 		w.str("currency", "USD")
 		w.key("products")
@@ -295,6 +409,18 @@ func (g *Clickstream) purchase(d *device, w *jsonWriter) string {
 		w.b = append(w.b, ']')
 		w.first = false
 		w.num("item_count", float64(len(cart)))
+	})
+}
+
+// refund sends the refund of the device's earlier order, in full.
+func (g *Clickstream) refund(d *device, w *jsonWriter) string {
+	o := d.refund
+	d.refund = nil
+	g.stats.Refunds++
+	return g.track(d, w, "Order Refunded", func(w *jsonWriter) {
+		w.str("order_id", o.id)
+		w.num("revenue", o.revenue)
+		w.str("currency", "USD")
 	})
 }
 

@@ -60,9 +60,9 @@ func TestEveryGeneratedRequestIsAccepted(t *testing.T) {
 						if props["product_id"] == nil || props["category"] == nil || props["price"] == nil {
 							t.Errorf("%s without product_id, category, price: %s", ev.Event, ev.PropertiesJson)
 						}
-					case "Order Completed":
-						if r, ok := props["revenue"].(float64); !ok || r <= 0 || ev.UserId == "" {
-							t.Errorf("purchase without revenue or user: %s", m.Raw)
+					case "Order Completed", "Order Refunded":
+						if r, ok := props["revenue"].(float64); !ok || r <= 0 || ev.UserId == "" || props["order_id"] == nil {
+							t.Errorf("%s without order_id, revenue or user: %s", ev.Event, m.Raw)
 						}
 					}
 				}
@@ -82,7 +82,7 @@ func TestEveryGeneratedRequestIsAccepted(t *testing.T) {
 				t.Errorf("batch %d: no %s generated (%v)", batch, typ, types)
 			}
 		}
-		for _, e := range []string{"Product Viewed", "Product Added", "Order Completed"} {
+		for _, e := range []string{"Product Viewed", "Product Added", "Order Completed", "Order Refunded"} {
 			if events[e] == 0 {
 				t.Errorf("batch %d: no %q generated (%v)", batch, e, events)
 			}
