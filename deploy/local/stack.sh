@@ -53,11 +53,12 @@ workspaces:
         description: Added to cart, no order within the hour.
         condition: abandoned
         aggregates: {abandoned: {absence: {after: "Product Added", missing: "Order Completed", within: 1h}}}
-      - id: audio-fans
+      - id: shoe-fans
         version: 1
-        name: Audio fans
+        name: Shoe fans
+        description: Viewed three pairs of shoes within a week.
         condition: views >= 3
-        aggregates: {views: {count: {event: "Product Viewed", where: 'properties.category == "audio"', within: 7d}}}
+        aggregates: {views: {count: {event: "Product Viewed", where: 'properties.category == "Shoes"', within: 7d}}}
       - id: big-spenders
         version: 1
         name: Big spenders
@@ -67,6 +68,31 @@ workspaces:
         version: 1
         name: Pro plan
         condition: 'has(traits.plan) && traits.plan == "pro"'
+      - id: multi-device
+        version: 1
+        name: Seen on two devices
+        description: One person, two or more devices (the stitcher merged them).
+        condition: 'identities.filter(i, i.startsWith("anonymous_id:")).size() >= 2'
+      - id: refunded
+        version: 1
+        name: Refunded
+        description: Had an order refunded in the last 30 days.
+        condition: refunds >= 1
+        aggregates: {refunds: {count: {event: "Order Refunded", within: 30d}}}
+      # Short windows so a demo shows time-driven triggers within minutes
+      # (make demo); production audiences use hours or days.
+      - id: cart-left-1m
+        version: 1
+        name: Cart left for a minute
+        description: Added to cart, no order within a minute.
+        condition: left
+        aggregates: {left: {absence: {after: "Product Added", missing: "Order Completed", within: 1m}}}
+      - id: quiet-1m
+        version: 1
+        name: Quiet for a minute
+        description: No event for a minute.
+        condition: quiet
+        aggregates: {quiet: {inactive: {within: 1m}}}
 YAML
 		# The lifecycle templates shipped with the segment language.
 		for f in "$root"/pkg/segments/templates/*.yaml; do
