@@ -44,7 +44,7 @@ func Render(p identity.Profile, segments []string, cs consent.State, red *pii.Re
 	out := Profile{ProfileID: p.ID, Identities: []Identity{}, Traits: p.Traits, Segments: segments, Counters: p.Counters,
 		FirstSeen: p.FirstSeen, LastSeen: p.LastSeen, Version: p.Version, MergedProfiles: p.Merged, Consent: Consent(cs, red), PIIMasked: red != nil}
 	for _, id := range p.Identities {
-		out.Identities = append(out.Identities, Identity{id.Type, Value(red, id.Type, id.Value)})
+		out.Identities = append(out.Identities, Identity{Type: id.Type, Value: Value(red, id.Type, id.Value)})
 	}
 	if red != nil {
 		out.Traits = red.Traits(p.Traits)

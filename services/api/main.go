@@ -1,23 +1,35 @@
-// Command api serves the profile (customer 360) API over REST, reading live
-// state from Redis; the control plane, privacy requests and the gRPC face
-// grow here (see ARCHITECTURE.md).
+// Command api serves the profile (customer 360) API and privacy requests
+// over REST, reading live state from Redis and history from ClickHouse,
+// behind scoped admin keys (pkg/access); the control plane and the gRPC
+// face grow here (see ARCHITECTURE.md). Endpoints and their scopes:
+// profiles.go and privacy.go.
 package main
 
 import (
 	"context"
 	"flag"
+	"net/http"
 	"os"
 	"strings"
+	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/firstparty/firstparty/pkg/access"
 	"github.com/firstparty/firstparty/pkg/app"
 	"github.com/firstparty/firstparty/pkg/chclient"
 	"github.com/firstparty/firstparty/pkg/config"
+	"github.com/firstparty/firstparty/pkg/consent"
 	"github.com/firstparty/firstparty/pkg/deps"
+	"github.com/firstparty/firstparty/pkg/history"
 	"github.com/firstparty/firstparty/pkg/identity"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
+	"github.com/firstparty/firstparty/pkg/pii"
 	"github.com/firstparty/firstparty/pkg/privacy"
 	"github.com/firstparty/firstparty/pkg/redisclient"
 	"github.com/firstparty/firstparty/pkg/segstate"
+	"github.com/firstparty/firstparty/pkg/stage"
 	"github.com/firstparty/firstparty/pkg/suppression"
 	"github.com/firstparty/firstparty/pkg/topics"
 )
@@ -28,7 +40,11 @@ type service struct {
 	redis      redisclient.Config
 	clickhouse chclient.Config
 	adminKeys  config.List
-	keys       map[string]string // admin key → workspace
+	keys       *access.Keyring
+	// sourcesFile: the workspace configuration, for its PII rules (what
+	// is masked for keys without pii:read); empty: the default list only.
+	sourcesFile     string
+	sourcesInterval time.Duration
 }
 
 func (s *service) RegisterFlags(fs *flag.FlagSet) {
@@ -36,17 +52,29 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	s.topics.RegisterFlags(fs)
 	s.redis.RegisterFlags(fs)
 	s.clickhouse.RegisterFlags(fs)
-	fs.Var(&s.adminKeys, "admin.keys", "admin keys and the workspace each may read, as key=workspace (comma-separated); sent as Authorization: Bearer <key>")
+	fs.Var(&s.adminKeys, "admin.keys", "admin keys, comma-separated, each <key>=<workspace>[:<scope>+<scope>…]; no scopes: every scope of the workspace. Scopes: "+scopeNames()+". Sent as Authorization: Bearer <key>")
+	fs.StringVar(&s.sourcesFile, "sources.file", "", "workspace configuration; its PII rules add to the fields masked for keys without pii:read")
+	fs.DurationVar(&s.sourcesInterval, "sources.reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
+}
+
+func scopeNames() string {
+	var out []string
+	for _, sc := range access.All {
+		out = append(out, string(sc))
+	}
+	return strings.Join(out, ", ")
 }
 
 func (s *service) Validate() error {
-	s.keys = map[string]string{}
-	for _, kv := range s.adminKeys {
-		k, ws, ok := strings.Cut(kv, "=")
-		if !ok || len(k) < 16 || ws == "" {
-			return config.Field("admin.keys", "each entry must be <key of at least 16 characters>=<workspace>")
+	keys, err := access.Parse(s.adminKeys)
+	if err != nil {
+		return config.Field("admin.keys", "%v", err)
+	}
+	s.keys = keys
+	if s.sourcesFile != "" {
+		if _, err := os.Stat(s.sourcesFile); err != nil {
+			return config.Field("sources.file", "%v", err)
 		}
-		s.keys[k] = ws
 	}
 	return config.ValidateAll(&s.kafka, &s.topics, &s.redis, &s.clickhouse)
 }
@@ -61,15 +89,43 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 	if err != nil {
 		return err
 	}
-	if len(s.keys) == 0 {
-		a.Log.Warn("no admin keys configured (-admin.keys): every profile request will get 401")
+	live, err := deps.Sources(a, s.sourcesFile, s.sourcesInterval)
+	if err != nil {
+		return config.Field("sources.file", "%v", err)
 	}
-	graph := identity.New(rdb, identity.DefaultConfig())
-	profiles := newProfileAPI(graph, segstate.New(rdb), s.keys, producer, s.topics.Profiles)
-	profiles.register(a.Mux)
-	(&privacyAPI{profiles: profiles, svc: &privacy.Service{Graph: graph, Suppression: suppression.New(rdb), Redis: rdb,
-		ClickHouse: ch, Database: s.clickhouse.Database, Changes: producer, Topic: s.topics.Profiles}}).register(a.Mux)
+	if s.keys.Len() == 0 {
+		a.Log.Warn("no admin keys configured (-admin.keys): every API request will get 401")
+	}
+	au := &auth{keys: s.keys, rules: func(ws string) []pii.Rule { return live.Current().PIIRules(ws) }}
+	newAPI(au, rdb, ch, s.clickhouse.Database, producer, s.topics.Profiles).register(a.Mux)
 	return nil
+}
+
+// api is every endpoint, wired to its stores.
+type api struct {
+	profiles *profileAPI
+	privacy  *privacyAPI
+}
+
+// newAPI wires the endpoints; ch may be nil (no history: the events
+// endpoint answers 503, export and erase leave ClickHouse out).
+func newAPI(au *auth, rdb redis.UniversalClient, ch driver.Conn, database string, changes stage.Sink, topic string) *api {
+	graph := identity.New(rdb, identity.DefaultConfig())
+	segs, cons := segstate.New(rdb), consent.NewStore(rdb)
+	var hist *history.Reader
+	if ch != nil {
+		hist = &history.Reader{ClickHouse: ch, Database: database}
+	}
+	return &api{
+		profiles: &profileAPI{graph: graph, segments: segs, consent: cons, history: hist, auth: au, changes: changes, changesTopic: topic, now: time.Now},
+		privacy: &privacyAPI{auth: au, now: time.Now, svc: &privacy.Service{Graph: graph, Suppression: suppression.New(rdb), Redis: rdb, Consent: cons,
+			Segments: segs, ClickHouse: ch, Database: database, Changes: changes, Topic: topic}},
+	}
+}
+
+func (a *api) register(mux *http.ServeMux) {
+	a.profiles.register(mux)
+	a.privacy.register(mux)
 }
 
 func main() { os.Exit(app.Main("api", ":8090", &service{})) }

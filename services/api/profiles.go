@@ -1,39 +1,52 @@
 package main
 
 import (
-	"crypto/subtle"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/firstparty/firstparty/pkg/access"
+	"github.com/firstparty/firstparty/pkg/consent"
+	"github.com/firstparty/firstparty/pkg/history"
 	"github.com/firstparty/firstparty/pkg/identity"
+	"github.com/firstparty/firstparty/pkg/privacy"
+	"github.com/firstparty/firstparty/pkg/profileview"
 	"github.com/firstparty/firstparty/pkg/segstate"
 	"github.com/firstparty/firstparty/pkg/stage"
 )
 
-// profileAPI serves GET /v1/profiles/{type}:{value}: a profile by any of
-// its identifiers (user_id:42, email:a@b.c, anonymous_id:…).
+// profileAPI serves the customer 360:
+//
+//	GET  /v1/profiles/{type}:{value}          profiles:read  the profile by any identifier
+//	GET  /v1/profiles/{type}:{value}/events   profiles:read  its events, newest first (?limit=, 1..1000, default 50)
+//	GET  /v1/profiles?trait=&value=&cursor=   profiles:read  search by trait (a bounded scan, see identity.SearchTrait)
+//	POST /v1/profiles/{type}:{value}/unlink   profiles:write undo a wrong merge
+//
+// Personal data is masked for keys without pii:read (pii.Redaction).
 type profileAPI struct {
 	graph    *identity.Graph
 	segments *segstate.Store
-	keys     map[string]string
+	consent  *consent.Store
+	history  *history.Reader // nil: no ClickHouse, the events endpoint answers 503
+	auth     *auth
 	// changes announces splits on cdp.profiles.changes.
 	changes      stage.Sink
 	changesTopic string
 	now          func() time.Time
 }
 
-func newProfileAPI(g *identity.Graph, s *segstate.Store, keys map[string]string, changes stage.Sink, topic string) *profileAPI {
-	return &profileAPI{graph: g, segments: s, keys: keys, changes: changes, changesTopic: topic, now: time.Now}
-}
-
 func (p *profileAPI) register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/profiles/{id}", p.get)
+	mux.HandleFunc("GET /v1/profiles/{id}/events", p.events)
+	mux.HandleFunc("GET /v1/profiles", p.search)
 	mux.HandleFunc("POST /v1/profiles/{id}/unlink", p.unlink)
 }
 
@@ -42,11 +55,11 @@ func (p *profileAPI) register(mux *http.ServeMux) {
 // between the two identifiers (pkg/identity Unlink), announces the split on
 // cdp.profiles.changes, and answers what became of the profile.
 func (p *profileAPI) unlink(w http.ResponseWriter, r *http.Request) {
-	ws, ok := p.workspace(r)
+	key, ok := p.auth.authorize(w, r, access.ProfilesWrite)
 	if !ok {
-		writeError(w, http.StatusUnauthorized, "send an admin key as Authorization: Bearer <key>")
 		return
 	}
+	ws, red := key.Workspace, p.auth.redaction(key)
 	a, ok := parseIdentifier(r.PathValue("id"))
 	var body struct {
 		Identifier string `json:"identifier"`
@@ -68,7 +81,7 @@ func (p *profileAPI) unlink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if split.Status == "not_linked" {
-		writeError(w, http.StatusConflict, a.String()+" and "+b.String()+" are not on one profile")
+		writeError(w, http.StatusConflict, profileview.Identifier(red, a.Type, a.Value)+" and "+profileview.Identifier(red, b.Type, b.Value)+" are not on one profile")
 		return
 	}
 	cause := "unlink/" + a.String() + "|" + b.String() + "/" + split.ProfileID
@@ -97,12 +110,11 @@ func (p *profileAPI) unlink(w http.ResponseWriter, r *http.Request) {
 	for _, pc := range split.Pieces {
 		x := piece{ProfileID: pc.ProfileID}
 		for _, id := range pc.Identifiers {
-			x.Identities = append(x.Identities, identityJSON{id.Type, id.Value})
+			x.Identities = append(x.Identities, identityJSON{Type: id.Type, Value: profileview.Value(red, id.Type, id.Value)})
 		}
 		out.Pieces = append(out.Pieces, x)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(out)
+	writeJSON(w, out)
 }
 
 func parseIdentifier(s string) (identity.Identifier, bool) {
@@ -110,75 +122,185 @@ func parseIdentifier(s string) (identity.Identifier, bool) {
 	return identity.Identifier{Type: t, Value: v}, ok && t != "" && v != ""
 }
 
-// workspace authenticates the admin key; comparison is constant-time.
-func (p *profileAPI) workspace(r *http.Request) (string, bool) {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return "", false
-	}
-	for k, ws := range p.keys {
-		if subtle.ConstantTimeCompare([]byte(k), []byte(token)) == 1 {
-			return ws, true
-		}
-	}
-	return "", false
-}
+type identityJSON = profileview.Identity
 
-type identityJSON struct {
-	Type  string `json:"type"`
-	Value string `json:"value"`
-}
-
-type profileJSON struct {
-	ProfileID      string                     `json:"profile_id"`
-	Identities     []identityJSON             `json:"identities"`
-	Traits         map[string]json.RawMessage `json:"traits"`
-	Segments       []string                   `json:"segments"`
-	Counters       map[string]int64           `json:"counters"`
-	FirstSeen      time.Time                  `json:"first_seen"`
-	LastSeen       time.Time                  `json:"last_seen"`
-	Version        int64                      `json:"version"`
-	MergedProfiles []string                   `json:"merged_profiles"`
-}
-
+// get serves a profile: identities, traits, counters, lineage, current
+// segments and recorded consent.
 func (p *profileAPI) get(w http.ResponseWriter, r *http.Request) {
-	ws, ok := p.workspace(r)
+	key, ok := p.auth.authorize(w, r, access.ProfilesRead)
 	if !ok {
-		writeError(w, http.StatusUnauthorized, "send an admin key as Authorization: Bearer <key>")
 		return
 	}
+	prof, ok := p.lookup(w, r, key)
+	if !ok {
+		return
+	}
+	view, err := p.render(r.Context(), key, prof)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error()+"; retry")
+		return
+	}
+	writeJSON(w, view)
+}
+
+// lookup resolves the path's identifier; on failure it has answered.
+func (p *profileAPI) lookup(w http.ResponseWriter, r *http.Request, key access.Key) (identity.Profile, bool) {
 	id, ok := parseIdentifier(r.PathValue("id"))
 	if !ok {
 		writeError(w, http.StatusBadRequest, "the profile id must be <type>:<value>, e.g. user_id:42 or email:a@b.c")
-		return
+		return identity.Profile{}, false
 	}
-	prof, err := p.graph.Lookup(r.Context(), ws, id)
+	prof, err := p.graph.Lookup(r.Context(), key.Workspace, id)
 	if errors.Is(err, identity.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "no profile holds "+id.String())
+		writeError(w, http.StatusNotFound, "no profile holds "+profileview.Identifier(p.auth.redaction(key), id.Type, id.Value))
+		return identity.Profile{}, false
+	}
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "profile store unavailable; retry")
+		return identity.Profile{}, false
+	}
+	return prof, true
+}
+
+func (p *profileAPI) render(ctx context.Context, key access.Key, prof identity.Profile) (profileview.Profile, error) {
+	ms, err := p.segments.Memberships(ctx, key.Workspace, prof.ID)
+	if err != nil {
+		return profileview.Profile{}, errors.New("segment store unavailable")
+	}
+	segs := []string{}
+	for _, m := range ms {
+		segs = append(segs, m.SegmentID)
+	}
+	var cs consent.State
+	if p.consent != nil {
+		ids := make([]consent.Identifier, len(prof.Identities))
+		for i, id := range prof.Identities {
+			ids[i] = consent.Identifier{Type: id.Type, Value: id.Value}
+		}
+		if cs, err = p.consent.Read(ctx, key.Workspace, ids); err != nil {
+			return profileview.Profile{}, errors.New("consent store unavailable")
+		}
+	}
+	return profileview.Render(prof, segs, cs, p.auth.redaction(key)), nil
+}
+
+// events serves a profile's most recent events from ClickHouse, newest
+// first: the events resolved to the profile or to any profile merged into
+// it (the lineage Redis keeps).
+func (p *profileAPI) events(w http.ResponseWriter, r *http.Request) {
+	key, ok := p.auth.authorize(w, r, access.ProfilesRead)
+	if !ok {
 		return
 	}
+	limit, err := intParam(r, "limit", 50, 1, 1000)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	prof, ok := p.lookup(w, r, key)
+	if !ok {
+		return
+	}
+	if p.history == nil {
+		writeError(w, http.StatusServiceUnavailable, "no event history configured (ClickHouse)")
+		return
+	}
+	evs, err := p.history.Recent(r.Context(), key.Workspace, append([]string{prof.ID}, prof.Merged...), limit)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "event history unavailable; retry")
+		return
+	}
+	red := p.auth.redaction(key)
+	out := make([]history.Event, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, privacy.MaskEvent(e, red))
+	}
+	writeJSON(w, map[string]any{"profile_id": prof.ID, "events": out, "pii_masked": red != nil})
+}
+
+// search serves GET /v1/profiles?trait=plan&value=pro[&cursor=…&count=…]:
+// one bounded page of a scan over the workspace's profiles. An empty page
+// with a non-empty cursor is normal; the search is complete when the
+// answer's cursor is "".
+func (p *profileAPI) search(w http.ResponseWriter, r *http.Request) {
+	key, ok := p.auth.authorize(w, r, access.ProfilesRead)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	trait, value := q.Get("trait"), q.Get("value")
+	if trait == "" || !q.Has("value") {
+		writeError(w, http.StatusBadRequest, "search with ?trait=<name>&value=<value>, e.g. ?trait=plan&value=pro; page on with the answer's cursor")
+		return
+	}
+	red := p.auth.redaction(key)
+	if red != nil {
+		if masked := red.Traits(map[string]json.RawMessage{trait: json.RawMessage(`"xx"`)}); string(masked[trait]) != `"xx"` {
+			writeError(w, http.StatusForbidden, "searching by the personal trait "+trait+" needs the scope "+string(access.PIIRead))
+			return
+		}
+	}
+	cursor := uint64(0)
+	if c := q.Get("cursor"); c != "" {
+		n, err := strconv.ParseUint(c, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "cursor must be the cursor of the previous answer")
+			return
+		}
+		cursor = n
+	}
+	count, err := intParam(r, "count", 500, 1, identity.MaxSearchCount)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	pids, next, err := p.graph.SearchTrait(r.Context(), key.Workspace, trait, value, cursor, int64(count))
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "profile store unavailable; retry")
 		return
 	}
-	out := profileJSON{ProfileID: prof.ID, Traits: prof.Traits, Segments: []string{}, Counters: prof.Counters,
-		FirstSeen: prof.FirstSeen, LastSeen: prof.LastSeen, Version: prof.Version, MergedProfiles: prof.Merged}
-	ms, err := p.segments.Memberships(r.Context(), ws, prof.ID)
+	profs, err := p.graph.Profiles(r.Context(), key.Workspace, pids)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "segment store unavailable; retry")
+		writeError(w, http.StatusServiceUnavailable, "profile store unavailable; retry")
 		return
 	}
-	for _, m := range ms {
-		out.Segments = append(out.Segments, m.SegmentID)
+	out := []profileview.Profile{}
+	for _, pid := range pids {
+		prof, ok := profs[pid]
+		if !ok || prof.ID != pid {
+			continue // erased or merged away since the scan
+		}
+		view, err := p.render(r.Context(), key, prof)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, err.Error()+"; retry")
+			return
+		}
+		out = append(out, view)
 	}
-	for _, id := range prof.Identities {
-		out.Identities = append(out.Identities, identityJSON{id.Type, id.Value})
+	nextCursor := ""
+	if next != 0 {
+		nextCursor = strconv.FormatUint(next, 10)
 	}
-	if out.MergedProfiles == nil {
-		out.MergedProfiles = []string{}
+	writeJSON(w, map[string]any{"profiles": out, "cursor": nextCursor})
+}
+
+func intParam(r *http.Request, name string, def, min, max int) (int, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
 	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min || n > max {
+		return 0, fmt.Errorf("%s must be a whole number from %d to %d", name, min, max)
+	}
+	return n, nil
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(out)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/firstparty/firstparty/pkg/access"
 	"github.com/firstparty/firstparty/pkg/identity"
+	"github.com/firstparty/firstparty/pkg/profileview"
 	"github.com/firstparty/firstparty/pkg/redisclient"
 	"github.com/firstparty/firstparty/pkg/segstate"
 	"github.com/firstparty/firstparty/pkg/testinfra"
@@ -37,10 +38,7 @@ func TestProfileByAnyIdentifier(t *testing.T) {
 		"vip": {Version: 1, In: true, Since: at.UnixMilli()}, "dormant": {Version: 1, In: false}}}); err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	newProfileAPI(g, st, map[string]string{"fpa_admin_key_0123456789": ws, "fpa_other_key_0123456789": other}, nil, "").register(mux)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	srv := testServer(t, rdb, nil, "", nil, "", map[string]access.Key{"fpa_admin_key_0123456789": access.Full(ws), "fpa_other_key_0123456789": access.Full(other)})
 	get := func(path, key string) (int, string) {
 		req, _ := http.NewRequest("GET", srv.URL+path, nil)
 		if key != "" {
@@ -57,7 +55,7 @@ func TestProfileByAnyIdentifier(t *testing.T) {
 	var first string
 	for _, id := range []string{"user_id:42", "email:ann@x.io", "anonymous_id:a1"} {
 		code, body := get("/v1/profiles/"+id, "fpa_admin_key_0123456789")
-		var p profileJSON
+		var p profileview.Profile
 		if code != 200 || json.Unmarshal([]byte(body), &p) != nil || len(p.Identities) != 3 || string(p.Traits["plan"]) != `"pro"` || fmt.Sprint(p.Segments) != "[vip]" {
 			t.Fatalf("GET %s = %d %s", id, code, body)
 		}

@@ -5,15 +5,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/firstparty/firstparty/pkg/access"
 	"github.com/firstparty/firstparty/pkg/identity"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
 	"github.com/firstparty/firstparty/pkg/redisclient"
-	"github.com/firstparty/firstparty/pkg/segstate"
 	"github.com/firstparty/firstparty/pkg/testinfra"
 	profilev1 "github.com/firstparty/firstparty/proto/profile/v1"
 )
@@ -36,10 +35,7 @@ func TestUnlinkEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	mux := http.NewServeMux()
-	newProfileAPI(g, segstate.New(rdb), map[string]string{"fpa_admin_key_0123456789": ws, "fpa_other_key_0123456789": ws + "-other"}, p, names.Profiles).register(mux)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	srv := testServer(t, rdb, nil, "", p, names.Profiles, map[string]access.Key{"fpa_admin_key_0123456789": access.Full(ws), "fpa_other_key_0123456789": access.Full(ws + "-other")})
 	post := func(key, path, body string) (int, string) {
 		req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+key)

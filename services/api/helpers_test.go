@@ -1,0 +1,50 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/firstparty/firstparty/pkg/access"
+	"github.com/firstparty/firstparty/pkg/pii"
+	"github.com/firstparty/firstparty/pkg/stage"
+)
+
+// testServer serves every endpoint over rdb (and ch, when not nil) with
+// the given keys; rules are the workspaces' PII rules.
+func testServer(t *testing.T, rdb redis.UniversalClient, ch driver.Conn, db string, changes stage.Sink, topic string, keys map[string]access.Key, rules ...pii.Rule) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	newAPI(&auth{keys: access.Static(keys), rules: func(string) []pii.Rule { return rules }}, rdb, ch, db, changes, topic).register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// call sends one request and returns the status and body.
+func call(t *testing.T, srv *httptest.Server, method, path, key, body string) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, srv.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
