@@ -35,6 +35,10 @@ servers: deps ## start Kafka, Redis and ClickHouse on loopback (idempotent)
 up: servers ## start the servers and all six services in the background; writes .local/demo.env
 	@$(STACK) start
 
+.PHONY: demo
+demo: up ## play a simulated shop through the stack: live rates, lag, merges, segment triggers, then ClickHouse queries (FP_DEMO_SECONDS=60)
+	@cd tools && go run ./demo
+
 .PHONY: down
 down: ## stop the services and the servers that make up started
 	@$(STACK) stop
