@@ -11,7 +11,9 @@
 # No names means all three.
 #
 # Data, logs and pid files: $FP_LOCAL_DIR (default <repo>/.local)/{kafka,redis,clickhouse}.
-# Downloads: $FP_CACHE_DIR (default ~/.cache/firstparty), shared by every checkout.
+# Downloads: $FP_CACHE_DIR (default ~/.cache/firstparty), shared by every checkout;
+# installing clickhouse also installs chDB (a current ClickHouse engine, PyPI)
+# into a virtualenv there, for the tests (FP_CHDB_PYTHON).
 # Ports: FP_KAFKA_PORT (19092), FP_KAFKA_CONTROLLER_PORT (19093), FP_REDIS_PORT
 # (16379), FP_CLICKHOUSE_PORT (19000), FP_CLICKHOUSE_HTTP_PORT (18123) — away
 # from the defaults so a system Redis/ClickHouse or a Docker stack does not clash.
@@ -19,6 +21,10 @@
 set -euo pipefail
 
 KAFKA_VERSION=4.1.1 # keep in step with deploy/local/kafka/pom.xml
+# chDB embeds a current ClickHouse (4.4.0: ClickHouse 26.9) in a Python
+# module from PyPI: the tests run the loader's schema and the SQL cookbook on
+# it as well as on Debian's 18.16 server, so both stay true without Docker.
+CHDB_VERSION=4.4.0
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 here=$root/deploy/local
@@ -35,6 +41,7 @@ start_timeout=${FP_START_TIMEOUT:-60}
 stop_timeout=${FP_STOP_TIMEOUT:-30}
 
 kafka_home=$cache_dir/kafka-$KAFKA_VERSION
+chdb_home=$cache_dir/chdb-$CHDB_VERSION
 kafka_libs=$kafka_home/libs
 kafka_dir=$local_dir/kafka
 redis_dir=$local_dir/redis
@@ -129,6 +136,28 @@ install_kafka() {
 	echo "$want" >"$marker"
 }
 
+# install_chdb puts chDB into its own virtualenv in the cache (the marker is
+# written last, so an interrupted install is redone).
+install_chdb() {
+	local marker=$chdb_home/.complete py
+	[ -f "$marker" ] && return 0
+	py=$(command -v python3) || die "chDB needs python3"
+	echo "installing chDB $CHDB_VERSION (a current ClickHouse engine) from PyPI into $chdb_home"
+	rm -rf "$chdb_home"
+	if ! "$py" -m venv "$chdb_home" >/dev/null 2>&1; then
+		rm -rf "$chdb_home"
+		apt_install python3-venv
+		"$py" -m venv "$chdb_home" || die "python3 -m venv $chdb_home failed"
+	fi
+	if ! "$chdb_home/bin/pip" install -q --disable-pip-version-check "chdb==$CHDB_VERSION" >"$chdb_home/pip.log" 2>&1; then
+		tail -n 20 "$chdb_home/pip.log" >&2
+		die "pip could not install chdb==$CHDB_VERSION (log: $chdb_home/pip.log)"
+	fi
+	"$chdb_home/bin/python" -c 'import chdb; print("chDB", chdb.__version__, "= ClickHouse", chdb.query("SELECT version()", "TSVRaw").bytes().decode().strip())' ||
+		die "chdb installed but does not run"
+	touch "$marker"
+}
+
 cmd_install() {
 	local pkgs=() s
 	for s in "$@"; do
@@ -150,6 +179,13 @@ cmd_install() {
 		exec 8>"$cache_dir/.install.lock"
 		flock 8
 		install_kafka
+		exec 8>&-
+	fi
+	if has clickhouse "$@"; then
+		mkdir -p "$cache_dir"
+		exec 8>"$cache_dir/.install.lock"
+		flock 8
+		install_chdb
 		exec 8>&-
 	fi
 }
@@ -450,6 +486,7 @@ cmd_env() {
 	printf 'FP_CLICKHOUSE_ADDR=%q\n' "127.0.0.1:$ch_port"
 	printf 'FP_CLICKHOUSE_HTTP=%q\n' "http://127.0.0.1:$ch_http_port"
 	printf 'FP_KAFKA_LIBS=%q\n' "$kafka_libs"
+	printf 'FP_CHDB_PYTHON=%q\n' "$chdb_home/bin/python"
 }
 
 # ---------------------------------------------------------------- main

@@ -69,6 +69,22 @@ func ClickHouse(t testing.TB) chclient.Config {
 	}
 }
 
+// ClickHouseHTTP returns the base URL of the same ClickHouse's HTTP
+// interface (FP_CLICKHOUSE_HTTP), for what the native protocol cannot do,
+// such as reading rows in a text format.
+func ClickHouseHTTP(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("FP_CLICKHOUSE_HTTP")
+	if u == "" {
+		msg := "FP_CLICKHOUSE_HTTP is not set: " + howTo
+		if os.Getenv("FP_REQUIRE_SERVERS") == "1" {
+			t.Fatal(msg + " (FP_REQUIRE_SERVERS=1 forbids skipping)")
+		}
+		t.Skip(msg)
+	}
+	return strings.TrimSuffix(u, "/")
+}
+
 // Topics returns topic names unique to the test, created on the broker and
 // deleted when the test ends.
 func Topics(t testing.TB, kc kafkaclient.Config) topics.Names {

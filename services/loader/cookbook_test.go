@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/firstparty/firstparty/pkg/chclient"
 	"github.com/firstparty/firstparty/pkg/topics"
 	"github.com/firstparty/firstparty/pkg/traceid"
 	eventv1 "github.com/firstparty/firstparty/proto/event/v1"
@@ -195,12 +196,12 @@ func cookbookData(t *testing.T) (events, changes, memberships, rejections []kafk
 	return events, changes, memberships, rejections
 }
 
-// TestCookbook loads the cookbook's shop through the loader's handler
+// loadCookbook loads the cookbook's shop through the loader's handler
 // (conversion and inserts, every message twice as after a redelivery) into
-// a real ClickHouse, runs every SQL block of COOKBOOK.md and checks its
-// answer.
-func TestCookbook(t *testing.T) {
-	conn, _ := migrated(t)
+// a real ClickHouse.
+func loadCookbook(t *testing.T) (driver.Conn, chclient.Config) {
+	t.Helper()
+	conn, cc := migrated(t)
 	ctx := context.Background()
 	h := newHandler(conn, topics.Defaults(), nil)
 	events, changes, memberships, rejections := cookbookData(t)
@@ -211,8 +212,13 @@ func TestCookbook(t *testing.T) {
 			}
 		}
 	}
+	return conn, cc
+}
 
-	checks := map[string][][]string{
+// cookbookAnswers are the answers of COOKBOOK.md's queries over the
+// cookbook's shop, by section title.
+func cookbookAnswers() map[string][][]string {
+	return map[string][][]string{
 		"Funnel: viewed → added to cart → bought within an hour": {{"4", "3", "2"}},
 		"Retention of one day's cohort":                          {{"4", "2", "1"}},
 		"Daily active users": {
@@ -258,6 +264,13 @@ func TestCookbook(t *testing.T) {
 			{"m-ann-order", "Order Completed", ts7(7, 10, 20), "req-m-ann-order", "0af7651916cd43dd8448eb211c80319c", "*"},
 		},
 	}
+}
+
+// TestCookbook runs every SQL block of COOKBOOK.md against the shop the
+// loader wrote into a real ClickHouse and checks its answer.
+func TestCookbook(t *testing.T) {
+	conn, _ := loadCookbook(t)
+	checks := cookbookAnswers()
 	recipes := readCookbook(t)
 	seen := map[string]bool{}
 	for _, r := range recipes {

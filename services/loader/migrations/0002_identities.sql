@@ -27,7 +27,9 @@ ORDER BY (workspace_id, identifier_type, identifier_value);
 -- they never rewrite events. The ANY LEFT JOIN ... USING form and the nested
 -- subquery (ClickHouse aliases are query-global, so `identifier_value AS
 -- profile_id, profile_id AS current` would read the alias) run on 18.16 and
--- on current ClickHouse alike.
+-- on current ClickHouse alike; current ClickHouse also requires the joined
+-- subquery to have an alias (joined_subquery_requires_alias), which the
+-- first release of this file lacked (see acceptedChecksums in schema.go).
 CREATE VIEW IF NOT EXISTS {{.DB}}.events_current{{.OnCluster}} AS
 SELECT
     e.*,
@@ -43,4 +45,4 @@ ANY LEFT JOIN
         WHERE identifier_type = '$profile_id'
         GROUP BY workspace_id, identifier_value
     )
-) USING (workspace_id, profile_id);
+) AS merges USING (workspace_id, profile_id);

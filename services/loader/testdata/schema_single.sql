@@ -104,7 +104,7 @@ ANY LEFT JOIN
         WHERE identifier_type = '$profile_id'
         GROUP BY workspace_id, identifier_value
     )
-) USING (workspace_id, profile_id);
+) AS merges USING (workspace_id, profile_id);
 
 -- migration profile_changes
 CREATE TABLE IF NOT EXISTS firstparty.profile_changes (
