@@ -163,21 +163,24 @@ start() {
 }
 
 # smoke sends a first identify and track through the collector, as any
-# Segment SDK would, so a person sees the pipeline accept traffic.
+# Segment SDK would, so a person sees the pipeline accept traffic. Each run
+# has its own buyer: a second order of one buyer would (rightly) take them
+# out of lifecycle-first-purchase, so make up could not be run again.
 smoke() {
 	echo
 	echo "Sending a first identify + track through the collector:"
-	local out
+	local out user device
+	user=demo-user-$(date +%s) device=demo-device-$(date +%s)
 	out=$(curl -sS -u "$FP_WRITE_KEY:" -H 'Content-Type: application/json' http://127.0.0.1:8080/v1/batch -d '{
 	  "batch": [
-	    {"type": "identify", "anonymousId": "demo-device-1", "userId": "demo-user-1", "traits": {"email": "ada@example.com", "plan": "pro"}},
-	    {"type": "track", "anonymousId": "demo-device-1", "userId": "demo-user-1", "event": "Order Completed", "properties": {"revenue": 42.5, "currency": "EUR"}}
+	    {"type": "identify", "anonymousId": "'"$device"'", "userId": "'"$user"'", "traits": {"email": "ada@example.com", "plan": "pro"}},
+	    {"type": "track", "anonymousId": "'"$device"'", "userId": "'"$user"'", "event": "Order Completed", "properties": {"revenue": 42.5, "currency": "EUR"}}
 	  ]}')
 	echo "  POST /v1/batch → $out"
 	# Collector → validator → stitcher → Redis, read back through the API.
 	for _ in $(seq 1 40); do
-		if out=$(curl -fs -H "Authorization: Bearer $FP_ADMIN_KEY" http://127.0.0.1:8090/v1/profiles/user_id:demo-user-1); then
-			echo "  GET  /v1/profiles/user_id:demo-user-1 → $out"
+		if out=$(curl -fs -H "Authorization: Bearer $FP_ADMIN_KEY" http://127.0.0.1:8090/v1/profiles/user_id:$user); then
+			echo "  GET  /v1/profiles/user_id:$user → $out"
 			break
 		fi
 		sleep 0.25
@@ -186,8 +189,8 @@ smoke() {
 	# … and the segmenter put the buyer in the first-purchase audience.
 	grep -q 'lifecycle-first-purchase' "$local_dir/sources.yaml" || return 0
 	for _ in $(seq 1 40); do
-		if curl -fs -H "Authorization: Bearer $FP_ADMIN_KEY" http://127.0.0.1:8090/v1/profiles/user_id:demo-user-1 | grep -q '"lifecycle-first-purchase"'; then
-			echo "  segments now: $(curl -fs -H "Authorization: Bearer $FP_ADMIN_KEY" http://127.0.0.1:8090/v1/profiles/user_id:demo-user-1 | jq -c .segments 2>/dev/null)"
+		if curl -fs -H "Authorization: Bearer $FP_ADMIN_KEY" http://127.0.0.1:8090/v1/profiles/user_id:$user | grep -q '"lifecycle-first-purchase"'; then
+			echo "  segments now: $(curl -fs -H "Authorization: Bearer $FP_ADMIN_KEY" http://127.0.0.1:8090/v1/profiles/user_id:$user | jq -c .segments 2>/dev/null)"
 			return 0
 		fi
 		sleep 0.25
