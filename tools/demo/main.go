@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"golang.org/x/term"
 )
 
 func main() {
@@ -39,15 +41,16 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, os.Stdout, isTerminal(os.Stdout)); err != nil {
+	fd := int(os.Stdout.Fd())
+	size := func() Layout {
+		w, h, err := term.GetSize(fd)
+		if err != nil {
+			return Layout{Width: 80, Height: 24}
+		}
+		return Layout{Width: w, Height: h}
+	}
+	if err := run(ctx, cfg, os.Stdout, term.IsTerminal(fd) && os.Getenv("TERM") != "dumb", size); err != nil {
 		fmt.Fprintf(os.Stderr, "\ndemo FAILED:\n%v\n", err)
 		os.Exit(1)
 	}
-}
-
-// isTerminal reports whether f is a character device (a terminal), where
-// the view redraws in place; otherwise it prints status lines.
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0 && os.Getenv("TERM") != "dumb"
 }

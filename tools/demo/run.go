@@ -19,7 +19,7 @@ const statusEvery = 5 * time.Second
 // run is the demo's shell: it starts the membership watcher and the shop,
 // scrapes every stage once a second into the view, waits for the pipeline
 // to drain, prints the ClickHouse queries and judges the run.
-func run(ctx context.Context, cfg Config, out io.Writer, tty bool) error {
+func run(ctx context.Context, cfg Config, out io.Writer, tty bool, size func() Layout) error {
 	brokers := strings.Split(cfg.Brokers, ",")
 	fmt.Fprintf(out, "demo: %s\n\n", cfg)
 	start := time.Now()
@@ -48,7 +48,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, tty bool) error {
 	tr := newTracker(stages, 4)
 	ch := &clickhouse{base: cfg.ClickHouseHTTP, database: cfg.Database, client: &http.Client{Timeout: 30 * time.Second}}
 	scraper := &http.Client{Timeout: 2 * time.Second}
-	d := &display{out: out, tty: tty}
+	d := &display{out: out, tty: tty, size: size}
 	var (
 		inCH                int64
 		counted             bool
@@ -81,7 +81,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, tty bool) error {
 			}
 		}
 		f := Frame{Elapsed: now.Sub(start), Duration: cfg.Duration, Phase: phase, Sent: sent,
-			SendRate: float64(sent.Accepted) / min(now.Sub(start), cfg.Duration).Seconds(), Stages: tr.views(),
+			SendRate: float64(sent.Accepted) / max(time.Second, min(now.Sub(start), cfg.Duration)).Seconds(), Stages: tr.views(),
 			NewProfiles: tr.since("stitcher", func(r Reading) float64 { return r.NewProfiles }),
 			Merges:      tr.since("stitcher", func(r Reading) float64 { return r.Merges }), Triggers: sum}
 		noTrigger := sum.First == 0 && now.Sub(start) > cfg.TriggerWithin
@@ -121,20 +121,21 @@ func run(ctx context.Context, cfg Config, out io.Writer, tty bool) error {
 type display struct {
 	out       io.Writer
 	tty       bool
+	size      func() Layout
 	lines     int
 	lastPrint time.Time
 }
 
 func (d *display) show(f Frame, final bool) {
 	if d.tty {
-		frame := render(f)
+		frame := render(f, d.size())
 		fmt.Fprint(d.out, redraw(d.lines, frame))
 		d.lines = strings.Count(frame, "\n")
 		return
 	}
 	if final {
 		fmt.Fprintln(d.out, statusLine(f))
-		fmt.Fprint(d.out, "\n"+render(f))
+		fmt.Fprint(d.out, "\n"+render(f, Layout{}))
 		return
 	}
 	if time.Since(d.lastPrint) >= statusEvery {

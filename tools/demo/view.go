@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Frame is everything one refresh of the view shows.
@@ -20,59 +21,82 @@ type Frame struct {
 	Triggers          TriggerSummary
 }
 
-// latestShown is how many of the newest triggers the view lists.
+// latestShown is how many of the newest triggers the view lists, room
+// permitting.
 const latestShown = 8
 
-// render draws the frame for a terminal, one line per row, no escapes.
-func render(f Frame) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Firstparty demo: a simulated shop → collector → validator → stitcher → segmenter → loader   %s / %s  %s\n",
-		secs(f.Elapsed), secs(f.Duration), f.Phase)
+// Layout is the terminal's size; zero means unbounded (not a terminal).
+// A frame must fit it: a wrapped or scrolled line would break the
+// in-place redraw, so lines are clipped to the width and the list of
+// latest triggers shortened to the height.
+type Layout struct{ Width, Height int }
+
+// render draws the frame, one line per row, no escapes.
+func render(f Frame, l Layout) string {
+	var lines []string
+	add := func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) }
+	add("Firstparty demo  %s / %s  %s", secs(f.Elapsed), secs(f.Duration), f.Phase)
 	shop := f.Sent.Shop
-	fmt.Fprintf(&b, "shop       %s events accepted (%s/s), %s failed · %s sign-ups · %s logins on a 2nd device · %s orders · %s refunds · %s devices gone quiet\n",
-		num(float64(f.Sent.Accepted)), num(f.SendRate), num(float64(f.Sent.Failed)), num(float64(shop.SignUps)), num(float64(shop.Logins)),
-		num(float64(shop.Orders)), num(float64(shop.Refunds)), num(float64(shop.Quiet)))
+	add("shop       %s events accepted (%s/s), %s failed; %s devices gone quiet",
+		num(float64(f.Sent.Accepted)), num(f.SendRate), num(float64(f.Sent.Failed)), num(float64(shop.Quiet)))
+	add("           %s sign-ups · %s logins on a 2nd device · %s orders · %s refunds",
+		num(float64(shop.SignUps)), num(float64(shop.Logins)), num(float64(shop.Orders)), num(float64(shop.Refunds)))
 	if f.Sent.FirstErr != "" {
-		fmt.Fprintf(&b, "           first error: %s\n", clip(f.Sent.FirstErr, 100))
+		add("           first error: %s", f.Sent.FirstErr)
 	}
-	b.WriteString("\n")
-	fmt.Fprintf(&b, "%-11s %10s %12s %8s\n", "stage", "msgs/s", "since start", "lag")
+	add("")
+	add("%-11s %10s %12s %8s", "stage", "msgs/s", "since start", "lag")
 	for _, s := range f.Stages {
+		if s.Err != "" {
+			add("%-11s metrics unavailable: %s", s.Name, s.Err)
+			continue
+		}
 		lag := "–"
 		if s.HasLag {
 			lag = num(s.Lag)
 		}
-		if s.Err != "" {
-			fmt.Fprintf(&b, "%-11s %s\n", s.Name, clip("metrics unavailable: "+s.Err, 90))
-			continue
-		}
-		fmt.Fprintf(&b, "%-11s %10s %12s %8s\n", s.Name, num(s.Rate), num(s.Total), lag)
+		add("%-11s %10s %12s %8s", s.Name, num(s.Rate), num(s.Total), lag)
 	}
-	b.WriteString("\n")
-	fmt.Fprintf(&b, "profiles   %s created, %s merged (one person, two devices)\n", num(f.NewProfiles), num(f.Merges))
+	add("")
+	add("profiles   %s created, %s merged (one person, two devices)", num(f.NewProfiles), num(f.Merges))
 	t := f.Triggers
 	first := "none yet"
 	if t.First > 0 {
 		first = "first after " + secs1(t.First)
 	}
-	fmt.Fprintf(&b, "triggers   %s segment enters/exits (%s; %s by timers: absence, inactivity)\n", num(float64(t.Total)), first, num(float64(t.Timers)))
+	add("triggers   %s enters/exits, %s; %s by timers (absence, inactivity)", num(float64(t.Total)), first, num(float64(t.Timers)))
 	for _, seg := range sortedSegments(t.BySegment) {
 		c := t.BySegment[seg]
-		fmt.Fprintf(&b, "  %-26s %7s enter %6s exit\n", seg, num(float64(c.Enter)), num(float64(c.Exit)))
+		add("  %-26s %7s enter %6s exit", seg, num(float64(c.Enter)), num(float64(c.Exit)))
 	}
-	if len(t.Recent) > 0 {
-		b.WriteString("latest\n")
-	}
-	recent := t.Recent
-	if len(recent) > latestShown {
-		recent = recent[len(recent)-latestShown:]
-	}
-	for i := len(recent) - 1; i >= 0; i-- {
-		tr := recent[i]
-		fmt.Fprintf(&b, "  %7s  %-5s %-26s %s  %s\n", "+"+secs1(tr.After), transition(tr), tr.Segment, tr.Profile, cause(tr))
+	if t.Timers == 0 && f.Phase == "done" {
+		add("  (the 1-minute audiences fire after a minute without events: FP_DEMO_SECONDS=120 make demo)")
 	}
 	if t.Err != nil {
-		fmt.Fprintf(&b, "  (membership topic: %s)\n", clip(t.Err.Error(), 90))
+		add("  (membership topic: %s)", t.Err)
+	}
+	shown := min(latestShown, len(t.Recent))
+	if l.Height > 0 {
+		// One row stays free for the cursor after the last line.
+		shown = max(0, min(shown, l.Height-len(lines)-2))
+	}
+	if shown > 0 {
+		add("latest     (since start, segment, profile, delay from its event or timer)")
+	}
+	for i := len(t.Recent) - 1; i >= len(t.Recent)-shown; i-- {
+		tr := t.Recent[i]
+		add("  %7s  %-5s %-26s %s  %s", "+"+secs1(tr.After), transition(tr), tr.Segment, tr.Profile, cause(tr))
+	}
+	if l.Height > 0 && len(lines) > l.Height-1 {
+		lines = lines[:max(l.Height-1, 0)] // a terminal too short for the whole view shows its top
+	}
+	var b strings.Builder
+	for _, line := range lines {
+		if l.Width > 0 {
+			line = clipRunes(line, l.Width-1)
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
 	}
 	return b.String()
 }
@@ -135,9 +159,9 @@ func transition(t Trigger) string {
 
 func cause(t Trigger) string {
 	if t.Timer {
-		return "(timer fell due)"
+		return "timer, " + strconv.FormatInt(t.Latency.Milliseconds(), 10) + " ms after due"
 	}
-	return "(" + strconv.FormatInt(t.Latency.Milliseconds(), 10) + " ms after the event)"
+	return strconv.FormatInt(t.Latency.Milliseconds(), 10) + " ms"
 }
 
 // num formats a count or rate with thousands separators, rounded.
@@ -165,6 +189,15 @@ func num(v float64) string {
 func secs(d time.Duration) string { return strconv.Itoa(int(d.Round(time.Second)/time.Second)) + "s" }
 
 func secs1(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s" }
+
+// clipRunes cuts s to n characters (runes: the view draws · → ─).
+func clipRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:max(n-1, 0)]) + "…"
+}
 
 func clip(s string, n int) string {
 	s = strings.ReplaceAll(s, "\n", " ")

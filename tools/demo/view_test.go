@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/firstparty/firstparty/tools/clickstream"
 )
@@ -35,7 +36,7 @@ func sampleFrame() Frame {
 }
 
 func TestRenderGolden(t *testing.T) {
-	got := render(sampleFrame())
+	got := render(sampleFrame(), Layout{})
 	path := filepath.Join("testdata", "frame.golden")
 	if *update {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
@@ -56,7 +57,7 @@ func TestRenderShowsNewestTriggerFirst(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		f.Triggers.Recent = append(f.Triggers.Recent, Trigger{Segment: "s", Enter: true, Profile: "p_new", After: time.Duration(30+i) * time.Second})
 	}
-	out := render(f)
+	out := render(f, Layout{})
 	if n := strings.Count(out, "p_new"); n != latestShown {
 		t.Errorf("%d of the latest triggers shown, want %d", n, latestShown)
 	}
@@ -64,8 +65,32 @@ func TestRenderShowsNewestTriggerFirst(t *testing.T) {
 		t.Errorf("newest trigger not first:\n%s", out)
 	}
 	f.Triggers = TriggerSummary{}
-	if out := render(f); !strings.Contains(out, "none yet") {
+	if out := render(f, Layout{}); !strings.Contains(out, "none yet") {
 		t.Errorf("no triggers yet:\n%s", out)
+	}
+}
+
+// A frame fits the terminal, or the in-place redraw breaks: no line
+// wider than it, no more lines than its height.
+func TestRenderFitsTheTerminal(t *testing.T) {
+	f := sampleFrame()
+	for i := 0; i < 20; i++ {
+		f.Triggers.Recent = append(f.Triggers.Recent, Trigger{Segment: "lifecycle-first-purchase", Enter: true, Profile: "p_01a23cce-e538-7b8c-b257-961529ca4b4d", After: time.Duration(30+i) * time.Second})
+	}
+	for _, l := range []Layout{{80, 24}, {60, 10}, {200, 60}, {20, 3}} {
+		out := render(f, l)
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if len(lines) >= l.Height {
+			t.Errorf("%v: %d lines", l, len(lines))
+		}
+		for _, line := range lines {
+			if n := utf8.RuneCountInString(line); n >= l.Width {
+				t.Errorf("%v: a line of %d characters: %q", l, n, line)
+			}
+		}
+	}
+	if out := render(f, Layout{Width: 200, Height: 60}); strings.Count(out, "p_01a23cce") != latestShown {
+		t.Errorf("a tall terminal shows %d latest triggers, want %d", strings.Count(out, "p_01a23cce"), latestShown)
 	}
 }
 
