@@ -69,7 +69,7 @@ func render(f Frame, l Layout) string {
 		c := t.BySegment[seg]
 		add("  %-26s %7s enter %6s exit", seg, num(float64(c.Enter)), num(float64(c.Exit)))
 	}
-	if t.Timers == 0 && f.Phase == "done" {
+	if t.Timers == 0 && t.Total > 0 && f.Phase == "done" {
 		add("  (the 1-minute audiences fire after a minute without events: FP_DEMO_SECONDS=120 make demo)")
 	}
 	if t.Err != nil {
