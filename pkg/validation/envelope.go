@@ -6,8 +6,6 @@ package validation
 import (
 	"fmt"
 
-	"google.golang.org/protobuf/proto"
-
 	eventv1 "github.com/firstparty/firstparty/proto/event/v1"
 )
 
@@ -16,7 +14,7 @@ import (
 // message unusable (routed to the dead-letter topic as format_violation).
 func DecodeEnvelope(value []byte) (*eventv1.Envelope, []*eventv1.Violation) {
 	env := &eventv1.Envelope{}
-	if err := proto.Unmarshal(value, env); err != nil {
+	if err := env.UnmarshalVT(value); err != nil {
 		return nil, []*eventv1.Violation{{
 			Reason: eventv1.Reason_REASON_FORMAT_VIOLATION, Rule: "protobuf",
 			Detail: fmt.Sprintf("not a firstparty.event.v1.Envelope: %v", err),

@@ -163,7 +163,7 @@ func (in *ingestor) ingest(ctx context.Context, call segmentapi.Call, body []byt
 		if !m.SentAt.IsZero() {
 			env.Collector.SentAt = timestamppb.New(m.SentAt)
 		}
-		value, err := proto.Marshal(env)
+		value, err := env.MarshalVT()
 		if err != nil {
 			return fail(http.StatusInternalServerError, "internal", "encoding event %d: %v", i, err)
 		}

@@ -207,7 +207,7 @@ func (h *handler) decode(m kafka.Message) (*item, error) {
 	switch m.Topic {
 	case h.topics.Resolved:
 		env := &eventv1.Envelope{}
-		if err := proto.Unmarshal(m.Value, env); err != nil || env.Event == nil || env.Resolution.GetProfileId() == "" {
+		if err := env.UnmarshalVT(m.Value); err != nil || env.Event == nil || env.Resolution.GetProfileId() == "" {
 			return nil, fmt.Errorf("not a resolved event envelope (%v)", err)
 		}
 		e := env.Event
@@ -222,7 +222,7 @@ func (h *handler) decode(m kafka.Message) (*item, error) {
 		}}, nil
 	case h.topics.Profiles:
 		c := &profilev1.ProfileChange{}
-		if err := proto.Unmarshal(m.Value, c); err != nil || c.ProfileId == "" {
+		if err := c.UnmarshalVT(m.Value); err != nil || c.ProfileId == "" {
 			return nil, fmt.Errorf("not a profile change (%v)", err)
 		}
 		in := input{kind: inProfile, causeID: "change/" + c.ChangeId, at: c.GetOccurredAt().AsTime()}
@@ -241,7 +241,7 @@ func (h *handler) decode(m kafka.Message) (*item, error) {
 		return &item{msg: m, ws: c.WorkspaceId, pid: c.ProfileId, in: in}, nil
 	case h.topics.Timers:
 		t := &segmentv1.Tick{}
-		if err := proto.Unmarshal(m.Value, t); err != nil || t.ProfileId == "" {
+		if err := t.UnmarshalVT(m.Value); err != nil || t.ProfileId == "" {
 			return nil, fmt.Errorf("not a tick (%v)", err)
 		}
 		at := t.GetDueAt().AsTime()
@@ -457,7 +457,7 @@ func (h *handler) record(g *group) {
 // output is a transition as a Kafka message, keyed by profile and carrying
 // the cause's trace id.
 func (h *handler) output(ms *segmentv1.Membership, cause kafka.Message) kafka.Message {
-	v, err := proto.Marshal(ms)
+	v, err := ms.MarshalVT()
 	if err != nil {
 		panic(err) // a Membership always encodes
 	}

@@ -69,7 +69,7 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 	var outs []kafka.Message
 	for i, m := range batch {
 		env := &eventv1.Envelope{}
-		if err := proto.Unmarshal(m.Value, env); err != nil || env.Event == nil {
+		if err := env.UnmarshalVT(m.Value); err != nil || env.Event == nil {
 			// The validator let it through, so this is a contract bug:
 			// dead-letter it with the reason rather than block the stage.
 			rej, _ := proto.Marshal(&eventv1.Rejection{Stage: "stitcher", Envelope: &eventv1.Envelope{Raw: m.Value}, RejectedAt: timestamppb.Now(),
@@ -106,7 +106,7 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 		i := idx[j]
 		env, m := envs[i], batch[i]
 		env.Resolution = &eventv1.Resolution{ProfileId: res.ProfileID, ResolvedAt: now}
-		value, err := proto.Marshal(env)
+		value, err := env.MarshalVT()
 		if err != nil {
 			return stage.Result{}, fmt.Errorf("encoding resolved event: %w", err)
 		}
@@ -119,7 +119,7 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 		}
 		h.events.WithLabelValues(outcome).Inc()
 		for _, c := range changes(env, res) {
-			v, err := proto.Marshal(c)
+			v, err := c.MarshalVT()
 			if err != nil {
 				return stage.Result{}, fmt.Errorf("encoding profile change: %w", err)
 			}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/firstparty/firstparty/pkg/dedup"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
@@ -132,7 +131,7 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 			h.events.WithLabelValues(label.source, label.event, "redelivered", "").Inc()
 			continue
 		case validation.Valid:
-			value, err := proto.Marshal(d.Valid)
+			value, err := d.Valid.MarshalVT()
 			if err != nil {
 				return stage.Result{}, fmt.Errorf("encoding valid event: %w", err)
 			}
@@ -143,7 +142,7 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 			})
 			h.events.WithLabelValues(label.source, label.event, "valid", "").Inc()
 		case validation.Rejected:
-			value, err := proto.Marshal(d.Rejection)
+			value, err := d.Rejection.MarshalVT()
 			if err != nil {
 				return stage.Result{}, fmt.Errorf("encoding rejection: %w", err)
 			}
