@@ -34,7 +34,6 @@ package segstate
 import (
 	"context"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -95,7 +94,7 @@ func (p *Profile) Get(id string) *Entry {
 	}
 	delete(p.raw, id)
 	e := &Entry{}
-	if json.Unmarshal([]byte(r), e) != nil {
+	if decodeEntry([]byte(r), e) != nil {
 		return nil
 	}
 	p.Entries[id] = e
@@ -363,12 +362,10 @@ func commitArgs(ws string, writes []Write) ([]string, []any, error) {
 			set = append(set, "into", w.MergedInto)
 		}
 		if !w.Wipe {
+			var buf []byte
 			for _, id := range sortedKeys(w.Entries) {
-				b, err := json.Marshal(w.Entries[id])
-				if err != nil {
-					return nil, nil, fmt.Errorf("encoding segment state %s: %w", id, err)
-				}
-				set = append(set, "s:"+id, string(b))
+				buf = encodeEntry(buf[:0], w.Entries[id])
+				set = append(set, "s:"+id, string(buf))
 			}
 			for _, c := range sortedKeys(w.Watermarks) {
 				set = append(set, "w:"+c, w.Watermarks[c])

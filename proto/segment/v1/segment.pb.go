@@ -480,6 +480,202 @@ func (x *WebhookFailure) GetFailedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// SegmentEntry is one profile's state for one segment, as pkg/segstate
+// keeps it in Redis (field s:<segment> of the profile's hash; internal
+// state, encoded there without this generated code, on the same wire).
+type SegmentEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The segment version that computed it.
+	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	In      bool   `protobuf:"varint,2,opt,name=in,proto3" json:"in,omitempty"`
+	// When the profile entered (Unix ms); 0 when not in.
+	Since int64 `protobuf:"varint,3,opt,name=since,proto3" json:"since,omitempty"`
+	// The entry holds aggregate state (possibly empty).
+	HasState bool `protobuf:"varint,4,opt,name=has_state,json=hasState,proto3" json:"has_state,omitempty"`
+	// The latest event time folded in (Unix ms).
+	Watermark int64 `protobuf:"varint,5,opt,name=watermark,proto3" json:"watermark,omitempty"`
+	// Sorted by name.
+	Aggregates    []*AggregateState `protobuf:"bytes,6,rep,name=aggregates,proto3" json:"aggregates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SegmentEntry) Reset() {
+	*x = SegmentEntry{}
+	mi := &file_segment_v1_segment_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SegmentEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SegmentEntry) ProtoMessage() {}
+
+func (x *SegmentEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_segment_v1_segment_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SegmentEntry.ProtoReflect.Descriptor instead.
+func (*SegmentEntry) Descriptor() ([]byte, []int) {
+	return file_segment_v1_segment_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SegmentEntry) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *SegmentEntry) GetIn() bool {
+	if x != nil {
+		return x.In
+	}
+	return false
+}
+
+func (x *SegmentEntry) GetSince() int64 {
+	if x != nil {
+		return x.Since
+	}
+	return 0
+}
+
+func (x *SegmentEntry) GetHasState() bool {
+	if x != nil {
+		return x.HasState
+	}
+	return false
+}
+
+func (x *SegmentEntry) GetWatermark() int64 {
+	if x != nil {
+		return x.Watermark
+	}
+	return 0
+}
+
+func (x *SegmentEntry) GetAggregates() []*AggregateState {
+	if x != nil {
+		return x.Aggregates
+	}
+	return nil
+}
+
+// AggregateState is one named aggregate of a segment entry: windowed
+// buckets, all-time total, first/last matching event, latest missing event.
+type AggregateState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Fingerprint of the aggregate's definition.
+	Hash string `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	// Buckets: starts (Unix ms, ascending) and values, pairwise.
+	BucketStarts  []int64   `protobuf:"varint,3,rep,packed,name=bucket_starts,json=bucketStarts,proto3" json:"bucket_starts,omitempty"`
+	BucketValues  []float64 `protobuf:"fixed64,4,rep,packed,name=bucket_values,json=bucketValues,proto3" json:"bucket_values,omitempty"`
+	Total         float64   `protobuf:"fixed64,5,opt,name=total,proto3" json:"total,omitempty"`
+	First         int64     `protobuf:"varint,6,opt,name=first,proto3" json:"first,omitempty"`
+	Last          int64     `protobuf:"varint,7,opt,name=last,proto3" json:"last,omitempty"`
+	Missing       int64     `protobuf:"varint,8,opt,name=missing,proto3" json:"missing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AggregateState) Reset() {
+	*x = AggregateState{}
+	mi := &file_segment_v1_segment_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AggregateState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AggregateState) ProtoMessage() {}
+
+func (x *AggregateState) ProtoReflect() protoreflect.Message {
+	mi := &file_segment_v1_segment_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AggregateState.ProtoReflect.Descriptor instead.
+func (*AggregateState) Descriptor() ([]byte, []int) {
+	return file_segment_v1_segment_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AggregateState) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AggregateState) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+func (x *AggregateState) GetBucketStarts() []int64 {
+	if x != nil {
+		return x.BucketStarts
+	}
+	return nil
+}
+
+func (x *AggregateState) GetBucketValues() []float64 {
+	if x != nil {
+		return x.BucketValues
+	}
+	return nil
+}
+
+func (x *AggregateState) GetTotal() float64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *AggregateState) GetFirst() int64 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
+func (x *AggregateState) GetLast() int64 {
+	if x != nil {
+		return x.Last
+	}
+	return 0
+}
+
+func (x *AggregateState) GetMissing() int64 {
+	if x != nil {
+		return x.Missing
+	}
+	return 0
+}
+
 type Pending_Entry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The message that caused them: topic/partition and offset.
@@ -492,7 +688,7 @@ type Pending_Entry struct {
 
 func (x *Pending_Entry) Reset() {
 	*x = Pending_Entry{}
-	mi := &file_segment_v1_segment_proto_msgTypes[4]
+	mi := &file_segment_v1_segment_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +700,7 @@ func (x *Pending_Entry) String() string {
 func (*Pending_Entry) ProtoMessage() {}
 
 func (x *Pending_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_segment_v1_segment_proto_msgTypes[4]
+	mi := &file_segment_v1_segment_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +785,25 @@ const file_segment_v1_segment_proto_rawDesc = "" +
 	"lastStatus\x12\x1d\n" +
 	"\n" +
 	"last_error\x18\x06 \x01(\tR\tlastError\x127\n" +
-	"\tfailed_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt*S\n" +
+	"\tfailed_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt\"\xd0\x01\n" +
+	"\fSegmentEntry\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
+	"\x02in\x18\x02 \x01(\bR\x02in\x12\x14\n" +
+	"\x05since\x18\x03 \x01(\x03R\x05since\x12\x1b\n" +
+	"\thas_state\x18\x04 \x01(\bR\bhasState\x12\x1c\n" +
+	"\twatermark\x18\x05 \x01(\x03R\twatermark\x12E\n" +
+	"\n" +
+	"aggregates\x18\x06 \x03(\v2%.firstparty.segment.v1.AggregateStateR\n" +
+	"aggregates\"\xdc\x01\n" +
+	"\x0eAggregateState\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\tR\x04hash\x12#\n" +
+	"\rbucket_starts\x18\x03 \x03(\x03R\fbucketStarts\x12#\n" +
+	"\rbucket_values\x18\x04 \x03(\x01R\fbucketValues\x12\x14\n" +
+	"\x05total\x18\x05 \x01(\x01R\x05total\x12\x14\n" +
+	"\x05first\x18\x06 \x01(\x03R\x05first\x12\x12\n" +
+	"\x04last\x18\a \x01(\x03R\x04last\x12\x18\n" +
+	"\amissing\x18\b \x01(\x03R\amissing*S\n" +
 	"\n" +
 	"Transition\x12\x1a\n" +
 	"\x16TRANSITION_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -614,7 +828,7 @@ func file_segment_v1_segment_proto_rawDescGZIP() []byte {
 }
 
 var file_segment_v1_segment_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_segment_v1_segment_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_segment_v1_segment_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_segment_v1_segment_proto_goTypes = []any{
 	(Transition)(0),               // 0: firstparty.segment.v1.Transition
 	(TickReason)(0),               // 1: firstparty.segment.v1.TickReason
@@ -622,24 +836,27 @@ var file_segment_v1_segment_proto_goTypes = []any{
 	(*Tick)(nil),                  // 3: firstparty.segment.v1.Tick
 	(*Pending)(nil),               // 4: firstparty.segment.v1.Pending
 	(*WebhookFailure)(nil),        // 5: firstparty.segment.v1.WebhookFailure
-	(*Pending_Entry)(nil),         // 6: firstparty.segment.v1.Pending.Entry
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*SegmentEntry)(nil),          // 6: firstparty.segment.v1.SegmentEntry
+	(*AggregateState)(nil),        // 7: firstparty.segment.v1.AggregateState
+	(*Pending_Entry)(nil),         // 8: firstparty.segment.v1.Pending.Entry
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
 }
 var file_segment_v1_segment_proto_depIdxs = []int32{
-	0, // 0: firstparty.segment.v1.Membership.transition:type_name -> firstparty.segment.v1.Transition
-	7, // 1: firstparty.segment.v1.Membership.occurred_at:type_name -> google.protobuf.Timestamp
-	7, // 2: firstparty.segment.v1.Membership.evaluated_at:type_name -> google.protobuf.Timestamp
-	1, // 3: firstparty.segment.v1.Tick.reason:type_name -> firstparty.segment.v1.TickReason
-	7, // 4: firstparty.segment.v1.Tick.due_at:type_name -> google.protobuf.Timestamp
-	6, // 5: firstparty.segment.v1.Pending.entries:type_name -> firstparty.segment.v1.Pending.Entry
-	2, // 6: firstparty.segment.v1.WebhookFailure.membership:type_name -> firstparty.segment.v1.Membership
-	7, // 7: firstparty.segment.v1.WebhookFailure.failed_at:type_name -> google.protobuf.Timestamp
-	2, // 8: firstparty.segment.v1.Pending.Entry.memberships:type_name -> firstparty.segment.v1.Membership
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	0,  // 0: firstparty.segment.v1.Membership.transition:type_name -> firstparty.segment.v1.Transition
+	9,  // 1: firstparty.segment.v1.Membership.occurred_at:type_name -> google.protobuf.Timestamp
+	9,  // 2: firstparty.segment.v1.Membership.evaluated_at:type_name -> google.protobuf.Timestamp
+	1,  // 3: firstparty.segment.v1.Tick.reason:type_name -> firstparty.segment.v1.TickReason
+	9,  // 4: firstparty.segment.v1.Tick.due_at:type_name -> google.protobuf.Timestamp
+	8,  // 5: firstparty.segment.v1.Pending.entries:type_name -> firstparty.segment.v1.Pending.Entry
+	2,  // 6: firstparty.segment.v1.WebhookFailure.membership:type_name -> firstparty.segment.v1.Membership
+	9,  // 7: firstparty.segment.v1.WebhookFailure.failed_at:type_name -> google.protobuf.Timestamp
+	7,  // 8: firstparty.segment.v1.SegmentEntry.aggregates:type_name -> firstparty.segment.v1.AggregateState
+	2,  // 9: firstparty.segment.v1.Pending.Entry.memberships:type_name -> firstparty.segment.v1.Membership
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_segment_v1_segment_proto_init() }
@@ -653,7 +870,7 @@ func file_segment_v1_segment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_segment_v1_segment_proto_rawDesc), len(file_segment_v1_segment_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
