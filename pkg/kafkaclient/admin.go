@@ -27,13 +27,46 @@ func Ping(ctx context.Context, c Config) error {
 // partition so the first write does not fail. Existing topics are left as
 // they are (their partition count is not changed).
 func EnsureTopics(ctx context.Context, c Config, topics ...string) error {
+	return ensure(ctx, c, c.Partitions, nil, topics)
+}
+
+// EnsureCompacted creates topic, when missing, as a compacted topic
+// (cleanup.policy=compact) of one partition and c.ReplicationFactor: a
+// table of the latest record per key, read in one total order (the
+// control plane's cdp.config). An existing topic must be compacted:
+// anything else would delete configuration after the retention time.
+func EnsureCompacted(ctx context.Context, c Config, topic string) error {
+	if err := ensure(ctx, c, 1, []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}, []string{topic}); err != nil {
+		return err
+	}
+	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: c.DialTimeout, Transport: c.transport()}
+	resp, err := cl.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"cleanup.policy"}}}})
+	if err != nil {
+		return fmt.Errorf("describing topic %s: %w", topic, err)
+	}
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			return fmt.Errorf("describing topic %s: %w", topic, r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName == "cleanup.policy" && e.ConfigValue != "compact" {
+				return fmt.Errorf("topic %s exists with cleanup.policy=%s; it must be compact (kafka-configs --alter --add-config cleanup.policy=compact)", topic, e.ConfigValue)
+			}
+		}
+	}
+	return nil
+}
+
+func ensure(ctx context.Context, c Config, partitions int, configs []kafka.ConfigEntry, topics []string) error {
 	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: c.DialTimeout, Transport: c.transport()}
 	req := &kafka.CreateTopicsRequest{}
 	for _, t := range topics {
 		req.Topics = append(req.Topics, kafka.TopicConfig{
 			Topic:             t,
-			NumPartitions:     c.Partitions,
+			NumPartitions:     partitions,
 			ReplicationFactor: c.ReplicationFactor,
+			ConfigEntries:     configs,
 		})
 	}
 	resp, err := cl.CreateTopics(ctx, req)

@@ -126,3 +126,69 @@ func (c *Consumer) Lag() int64 { return c.r.Stats().Lag }
 
 // Close leaves the group; uncommitted messages go to the next owner.
 func (c *Consumer) Close() error { return c.r.Close() }
+
+// Table reads a one-partition topic from its first offset without a
+// consumer group and without committing: every instance reads everything,
+// as a table of the latest record per key (a compacted topic such as
+// cdp.config). End is the partition's end offset when the table was
+// opened: a reader has caught up once it read the message before it.
+type Table struct {
+	r   *kafka.Reader
+	end int64
+}
+
+// OpenTable looks up the end offset of partition 0 of topic and starts a
+// reader at its first offset. A topic of several partitions is refused:
+// a table needs one total order.
+func OpenTable(ctx context.Context, c Config, topic string, log *slog.Logger) (*Table, error) {
+	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: c.DialTimeout, Transport: c.transport()}
+	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
+	}
+	if len(md.Topics) != 1 || md.Topics[0].Error != nil {
+		if len(md.Topics) == 1 {
+			err = md.Topics[0].Error
+		}
+		return nil, fmt.Errorf("metadata of %s: %v", topic, err)
+	}
+	if n := len(md.Topics[0].Partitions); n != 1 {
+		return nil, fmt.Errorf("topic %s has %d partitions; a table topic has exactly one", topic, n)
+	}
+	resp, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(0)}}})
+	if err != nil {
+		return nil, fmt.Errorf("end offset of %s: %w", topic, err)
+	}
+	ps := resp.Topics[topic]
+	if len(ps) != 1 || ps[0].Error != nil {
+		if len(ps) == 1 {
+			err = ps[0].Error
+		}
+		return nil, fmt.Errorf("end offset of %s: %v", topic, err)
+	}
+	rc := kafka.ReaderConfig{
+		Brokers: c.Brokers, Topic: topic, Partition: 0, Dialer: c.dialer(),
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond,
+		ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
+	}
+	if log != nil {
+		rc.ErrorLogger = kafka.LoggerFunc(func(msg string, args ...any) {
+			log.Warn("kafka table reader", "topic", topic, "detail", fmt.Sprintf(msg, args...))
+		})
+	}
+	r := kafka.NewReader(rc)
+	if err := r.SetOffset(kafka.FirstOffset); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("reading %s from the start: %w", topic, err)
+	}
+	return &Table{r: r, end: ps[0].LastOffset}, nil
+}
+
+// End is the end offset when the table was opened (0: it was empty).
+func (t *Table) End() int64 { return t.end }
+
+// Read blocks until the next message (or ctx ends).
+func (t *Table) Read(ctx context.Context) (kafka.Message, error) { return t.r.ReadMessage(ctx) }
+
+// Close releases the reader.
+func (t *Table) Close() error { return t.r.Close() }

@@ -36,6 +36,18 @@ func Static(r *Registry) *Live {
 	return l
 }
 
+// Publish puts r in force, for a registry built elsewhere than from the
+// file (pkg/controlplane builds it from the config topic), and reports the
+// attempt to OnReload; err != nil keeps the registry in force.
+func (l *Live) Publish(r *Registry, err error) {
+	if err == nil && r != nil {
+		l.cur.Store(r)
+	}
+	if l.OnReload != nil {
+		l.OnReload(err)
+	}
+}
+
 // Current is the registry in force.
 func (l *Live) Current() *Registry { return l.cur.Load() }
 

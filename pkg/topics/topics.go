@@ -30,6 +30,12 @@ const (
 	DefaultTimers = "cdp.segments.timers"
 	// DefaultWebhooksDead holds webhook deliveries that failed for good.
 	DefaultWebhooksDead = "cdp.segments.webhooks.dead"
+	// DefaultConfig is the control plane's compacted topic: one record per
+	// workspace (key: workspace id, value: its configuration document,
+	// empty: deleted), read from the beginning by every instance of every
+	// service (pkg/controlplane). It is not in Names.All: it is created
+	// compacted, with one partition, by kafkaclient.EnsureCompacted.
+	DefaultConfig = "cdp.config"
 )
 
 // Names are the topic names in use; each can be renamed by a flag or FP_TOPIC_*.
