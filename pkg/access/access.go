@@ -22,6 +22,15 @@
 // is the workspace's full admin key. Keeping that meaning keeps existing
 // deployments working; scoped keys are how an operator hands out less. The
 // scope "*" says the same explicitly.
+//
+// # Operator keys
+//
+// The workspace "*" makes an operator key: it acts on the configuration
+// of every workspace (the control plane, services/api config.go), and is
+// the only kind of key that creates or deletes a workspace. It holds the
+// configuration scopes only (ConfigScopes; no scopes or "*" means all of
+// them): it never reads a person's data, which stays behind the keys of
+// each workspace.
 package access
 
 import (
@@ -46,10 +55,22 @@ const (
 	ConsentRead   Scope = "consent:read"   // read a person's consent
 	ConsentWrite  Scope = "consent:write"  // record a person's consent
 	AuditRead     Scope = "audit:read"     // read the privacy audit log
+	ConfigRead    Scope = "config:read"    // read the workspace's configuration (its write keys too)
+	ConfigWrite   Scope = "config:write"   // replace it, apply a file; tracking plans, PII rules, consent policy, destinations
+	SourcesWrite  Scope = "sources:write"  // create sources, rotate and revoke write keys
+	SegmentsWrite Scope = "segments:write" // create, change and delete segments
 )
 
 // All lists every scope, in a stable order.
-var All = []Scope{ProfilesRead, ProfilesWrite, PIIRead, PrivacyErase, PrivacyExport, ConsentRead, ConsentWrite, AuditRead}
+var All = []Scope{ProfilesRead, ProfilesWrite, PIIRead, PrivacyErase, PrivacyExport, ConsentRead, ConsentWrite, AuditRead,
+	ConfigRead, ConfigWrite, SourcesWrite, SegmentsWrite}
+
+// ConfigScopes are the scopes of the control plane, the only ones an
+// operator key holds.
+var ConfigScopes = []Scope{ConfigRead, ConfigWrite, SourcesWrite, SegmentsWrite}
+
+// AllWorkspaces is the workspace of an operator key.
+const AllWorkspaces = "*"
 
 func known(s Scope) bool {
 	for _, k := range All {
@@ -68,6 +89,13 @@ type Key struct {
 
 // Has reports whether the key holds scope s.
 func (k Key) Has(s Scope) bool { return k.Scopes[s] }
+
+// Operator reports whether the key is an operator key (workspace "*").
+func (k Key) Operator() bool { return k.Workspace == AllWorkspaces }
+
+// CanAccess reports whether the key may act on workspace ws at all: its
+// own, or any for an operator key.
+func (k Key) CanAccess(ws string) bool { return k.Operator() || k.Workspace == ws }
 
 // List is the key's scopes in the order of All.
 func (k Key) List() []Scope {
@@ -131,12 +159,16 @@ func parseEntry(e string) (string, Key, error) {
 		return "", Key{}, fmt.Errorf("the key starts with %q like a write key; admin keys and write keys must differ (use e.g. fpa_…)", WriteKeyPrefix)
 	}
 	ws, scopes, hasScopes := strings.Cut(rest, ":")
-	if !workspacePattern.MatchString(ws) {
-		return "", Key{}, fmt.Errorf("workspace %q: use 1-64 letters, digits, '_', '.' or '-'", ws)
+	if ws != AllWorkspaces && !workspacePattern.MatchString(ws) {
+		return "", Key{}, fmt.Errorf("workspace %q: use 1-64 letters, digits, '_', '.' or '-' (or * for an operator key)", ws)
 	}
 	grant := Key{Workspace: ws, Scopes: map[Scope]bool{}}
 	if !hasScopes || scopes == "*" {
-		for _, s := range All {
+		all := All
+		if grant.Operator() {
+			all = ConfigScopes
+		}
+		for _, s := range all {
 			grant.Scopes[s] = true
 		}
 		return k, grant, nil
@@ -146,9 +178,21 @@ func parseEntry(e string) (string, Key, error) {
 		if !known(sc) {
 			return "", Key{}, fmt.Errorf("unknown scope %q; scopes are %s (joined with '+'), or '*' for all", s, names(All))
 		}
+		if grant.Operator() && !isConfig(sc) {
+			return "", Key{}, fmt.Errorf("scope %q: an operator key (workspace *) holds only %s; a person's data needs a key of the workspace", s, names(ConfigScopes))
+		}
 		grant.Scopes[sc] = true
 	}
 	return k, grant, nil
+}
+
+func isConfig(s Scope) bool {
+	for _, c := range ConfigScopes {
+		if c == s {
+			return true
+		}
+	}
+	return false
 }
 
 func names(ss []Scope) string {

@@ -18,6 +18,12 @@ func TestParse(t *testing.T) {
 		{"fpa_0123456789abcdef=shop:profiles:read", "shop", "[profiles:read]", ""},
 		{"fpa_0123456789abcdef=shop:pii:read+profiles:read", "shop", "[profiles:read pii:read]", ""},
 		{"fpa_0123456789abcdef=shop.eu-1:privacy:erase+ privacy:export", "shop.eu-1", "[privacy:erase privacy:export]", ""},
+		{"fpa_0123456789abcdef=shop:config:read+segments:write", "shop", "[config:read segments:write]", ""},
+		{"fpa_0123456789abcdef=*", "*", fmt.Sprint(ConfigScopes), ""},
+		{"fpa_0123456789abcdef=*:*", "*", fmt.Sprint(ConfigScopes), ""},
+		{"fpa_0123456789abcdef=*:config:read", "*", "[config:read]", ""},
+		{"fpa_0123456789abcdef=*:profiles:read", "", "", "operator key"},
+		{"fpa_0123456789abcdef=s*", "", "", "workspace"},
 		{"fpa_0123456789abcdef", "", "", "missing '='"},
 		{"short=demo", "", "", "16-256"},
 		{"fpa_0123456789abc def=demo", "", "", "16-256"},
@@ -47,6 +53,24 @@ func TestParse(t *testing.T) {
 		got, ok := kr.Authenticate(k)
 		if !ok || got.Workspace != tt.ws || fmt.Sprint(got.List()) != tt.scopes {
 			t.Errorf("%q: %v %+v; want %s %s", tt.entry, ok, got, tt.ws, tt.scopes)
+		}
+	}
+}
+
+func TestCanAccess(t *testing.T) {
+	for _, tt := range []struct {
+		key      Key
+		ws       string
+		operator bool
+		ok       bool
+	}{
+		{Full("shop"), "shop", false, true},
+		{Full("shop"), "blog", false, false},
+		{Full("shop"), "*", false, false},
+		{Grant(AllWorkspaces, ConfigRead), "blog", true, true},
+	} {
+		if got := tt.key.CanAccess(tt.ws); got != tt.ok || tt.key.Operator() != tt.operator {
+			t.Errorf("key of %s on %s: %v (operator %v)", tt.key.Workspace, tt.ws, got, tt.key.Operator())
 		}
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/firstparty/firstparty/pkg/sources"
@@ -206,4 +207,30 @@ func sameJSON(a, b any) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
 	return bytes.Equal(x, y)
+}
+
+// SegmentField names the field of segment id that err (from
+// segments.CompileDefinition) is about, as a path into the workspace
+// document: "segments[vip].condition", "segments[vip].aggregates.revenue".
+func SegmentField(id string, err error) string {
+	base := "segments[" + id + "]"
+	msg := err.Error()
+	if strings.HasPrefix(msg, "id ") {
+		return base + ".id"
+	}
+	rest, ok := strings.CutPrefix(msg, "segment "+id+": ")
+	if !ok {
+		return base
+	}
+	field, _, ok := strings.Cut(rest, ":")
+	if !ok {
+		return base
+	}
+	if name, ok := strings.CutPrefix(field, "aggregate "); ok {
+		return base + ".aggregates." + strings.Trim(name, `"`)
+	}
+	if strings.ContainsAny(field, " \n") {
+		return base
+	}
+	return base + "." + field
 }

@@ -9,6 +9,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/firstparty/firstparty/pkg/segments"
 	"github.com/firstparty/firstparty/pkg/sources"
 )
 
@@ -243,4 +244,26 @@ func FuzzDecode(f *testing.F) {
 		s.Apply(Record{Workspace: d.ID, Doc: &d})
 		_, _ = DecodeStrict(strings.NewReader(string(data)))
 	})
+}
+
+func TestSegmentField(t *testing.T) {
+	for _, tc := range []struct{ def, want string }{
+		{`{id: vip, version: 1, name: V, condition: 'traits.plan =='}`, "segments[vip].condition"},
+		{`{id: vip, version: 0, name: V, condition: 'true'}`, "segments[vip].version"},
+		{`{id: vip, version: 1, name: V, condition: 'views > 1', aggregates: {views: {count: {event: X, within: 1s}}}}`, "segments[vip].aggregates.views"},
+		{`{id: vip, version: 1, name: V, condition: 'x', aggregates: {"true": {count: {event: X}}}}`, "segments[vip].aggregates.true"},
+		{`{id: "Bad Id", version: 1, name: V, condition: 'true'}`, "segments[Bad Id].id"},
+	} {
+		var d segments.Definition
+		if err := yaml.UnmarshalStrict([]byte(tc.def), &d); err != nil {
+			t.Fatal(err)
+		}
+		_, err := segments.CompileDefinition(d)
+		if err == nil {
+			t.Fatalf("%s compiled", tc.def)
+		}
+		if got := SegmentField(d.ID, err); got != tc.want {
+			t.Errorf("%s: %s (%v), want %s", tc.def, got, err, tc.want)
+		}
+	}
 }

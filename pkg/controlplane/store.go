@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -88,7 +89,10 @@ func (s *Store) Update(ctx context.Context, ws, by string, fn func(*sources.Work
 		if !ok {
 			return Document{}, ErrNotFound
 		}
-		w := cur.Workspace
+		w, err := clone(cur.Workspace)
+		if err != nil {
+			return Document{}, err
+		}
 		if err := fn(&w); err != nil {
 			return Document{}, err
 		}
@@ -241,4 +245,18 @@ func (s *Store) Apply(ctx context.Context, c sources.Config, may func(ws string,
 		rep.Written[w.ID] = doc.Version
 	}
 	return rep, nil
+}
+
+// clone is a deep copy of w: fn edits slices and maps that the reader's
+// documents would otherwise share.
+func clone(w sources.Workspace) (sources.Workspace, error) {
+	b, err := json.Marshal(w)
+	if err != nil {
+		return sources.Workspace{}, fmt.Errorf("copying workspace %s: %w", w.ID, err)
+	}
+	var out sources.Workspace
+	if err := json.Unmarshal(b, &out); err != nil {
+		return sources.Workspace{}, fmt.Errorf("copying workspace %s: %w", w.ID, err)
+	}
+	return out, nil
 }

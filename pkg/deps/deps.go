@@ -14,6 +14,7 @@ import (
 
 	"github.com/firstparty/firstparty/pkg/app"
 	"github.com/firstparty/firstparty/pkg/chclient"
+	"github.com/firstparty/firstparty/pkg/controlplane"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
 	"github.com/firstparty/firstparty/pkg/redisclient"
 	"github.com/firstparty/firstparty/pkg/sources"
@@ -115,10 +116,19 @@ func waitFor(ctx context.Context, a *app.App, what string, op func(context.Conte
 	}
 }
 
-// Sources loads the workspace configuration file and keeps it current,
-// checking for changes every interval, as a component of a. An empty path
-// gives an empty configuration (no workspaces).
-func Sources(a *app.App, path string, interval time.Duration) (*sources.Live, error) {
+// Sources is the workspace configuration in force, kept current as a
+// component of a: with o.Source "file", the YAML at path, checked for
+// changes every interval (an empty path gives no workspaces); with
+// "topic", the control plane's compacted topic, read to its end before
+// Sources returns and followed afterwards (pkg/controlplane).
+func Sources(ctx context.Context, a *app.App, kc kafkaclient.Config, o controlplane.Options, path string, interval time.Duration) (*sources.Live, error) {
+	if o.FromTopic() {
+		r, err := ConfigReader(ctx, a, kc, o)
+		if err != nil {
+			return nil, err
+		}
+		return r.Live(), nil
+	}
 	if path == "" {
 		return sources.Static(&sources.Registry{}), nil
 	}
@@ -128,4 +138,22 @@ func Sources(a *app.App, path string, interval time.Duration) (*sources.Live, er
 	}
 	a.Go("sources watcher", func(ctx context.Context) error { return live.Watch(ctx, interval, a.Log) })
 	return live, nil
+}
+
+// ConfigReader creates the config topic when configured to (waiting for
+// Kafka like Kafka does), reads it to its end and follows it as a
+// component of a.
+func ConfigReader(ctx context.Context, a *app.App, kc kafkaclient.Config, o controlplane.Options) (*controlplane.Reader, error) {
+	if kc.CreateTopics {
+		if err := waitFor(ctx, a, "kafka", func(ctx context.Context) error { return kafkaclient.EnsureCompacted(ctx, kc, o.Topic) }); err != nil {
+			return nil, fmt.Errorf("creating config topic: %w", err)
+		}
+	}
+	kc.CreateTopics = false
+	r, err := controlplane.Open(ctx, kc, o, a.Log, a.Registry)
+	if err != nil {
+		return nil, err
+	}
+	a.Go("config reader", r.Run)
+	return r, nil
 }

@@ -239,11 +239,21 @@ var idPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
 // Parse builds a registry from the file's bytes, checking everything:
 // ids, key length, duplicates across sources, rate limits.
 func Parse(data []byte) (*Registry, error) {
-	var c Config
-	if err := yaml.UnmarshalStrict(data, &c); err != nil {
-		return nil, fmt.Errorf("parsing sources: %w", err)
+	c, err := ParseConfig(data)
+	if err != nil {
+		return nil, err
 	}
 	return Build(c)
+}
+
+// ParseConfig reads the file's bytes (YAML or JSON) without building them:
+// unknown fields are errors.
+func ParseConfig(data []byte) (Config, error) {
+	var c Config
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		return Config{}, fmt.Errorf("parsing sources: %w", err)
+	}
+	return c, nil
 }
 
 // Build checks c and builds its registry.

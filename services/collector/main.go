@@ -15,10 +15,10 @@ import (
 
 	"github.com/firstparty/firstparty/pkg/app"
 	"github.com/firstparty/firstparty/pkg/config"
+	"github.com/firstparty/firstparty/pkg/controlplane"
 	"github.com/firstparty/firstparty/pkg/deps"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
 	"github.com/firstparty/firstparty/pkg/segmentapi"
-	"github.com/firstparty/firstparty/pkg/sources"
 	"github.com/firstparty/firstparty/pkg/topics"
 )
 
@@ -32,6 +32,8 @@ type service struct {
 type Config struct {
 	SourcesFile     string
 	SourcesInterval time.Duration
+	// ConfigFrom: the file above, or the control plane's topic.
+	ConfigFrom      controlplane.Options
 	GRPCAddr        string
 	Limits          segmentapi.Limits
 	ProduceTimeout  time.Duration
@@ -48,6 +50,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	d := segmentapi.DefaultLimits()
 	fs.StringVar(&c.SourcesFile, "sources.file", "", "YAML file of workspaces, sources and write keys (reloaded when it changes)")
 	fs.DurationVar(&c.SourcesInterval, "sources.reload-interval", 2*time.Second, "how often the sources file is checked for changes")
+	c.ConfigFrom.RegisterFlags(fs)
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", ":8085", "listen address of the gRPC ingest service (empty: off)")
 	fs.IntVar(&c.Limits.MaxEventBytes, "limits.event-bytes", d.MaxEventBytes, "largest event (bytes of JSON)")
 	fs.IntVar(&c.Limits.MaxBatchBytes, "limits.batch-bytes", d.MaxBatchBytes, "largest batch request after decompression")
@@ -64,11 +67,16 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 }
 
 func (c *Config) Validate() error {
-	if c.SourcesFile == "" {
-		return config.Field("sources.file", "required: a YAML file of workspaces, sources and write keys (see pkg/sources)")
+	if err := c.ConfigFrom.Validate(); err != nil {
+		return err
 	}
-	if _, err := os.Stat(c.SourcesFile); err != nil {
-		return config.Field("sources.file", "%v", err)
+	if !c.ConfigFrom.FromTopic() {
+		if c.SourcesFile == "" {
+			return config.Field("sources.file", "required: a YAML file of workspaces, sources and write keys (see pkg/sources), or -config.source=topic")
+		}
+		if _, err := os.Stat(c.SourcesFile); err != nil {
+			return config.Field("sources.file", "%v", err)
+		}
 	}
 	if c.GRPCAddr != "" {
 		if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
@@ -120,7 +128,7 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 func (s *service) Validate() error { return config.ValidateAll(&s.kafka, &s.topics, &s.cfg) }
 
 func (s *service) Start(ctx context.Context, a *app.App) error {
-	live, err := sources.NewLive(s.cfg.SourcesFile)
+	live, err := deps.Sources(ctx, a, s.kafka, s.cfg.ConfigFrom, s.cfg.SourcesFile, s.cfg.SourcesInterval)
 	if err != nil {
 		return err
 	}
@@ -136,7 +144,6 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 		}
 		m.reloads.WithLabelValues(outcome).Inc()
 	}
-	a.Go("sources watcher", func(ctx context.Context) error { return live.Watch(ctx, s.cfg.SourcesInterval, a.Log) })
 	in := newIngestor(s.cfg, live, p, s.topics, m, a.Log)
 	newHTTPHandler(in, s.cfg).register(a.Mux)
 	if s.cfg.GRPCAddr != "" {

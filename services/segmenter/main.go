@@ -17,6 +17,7 @@ import (
 
 	"github.com/firstparty/firstparty/pkg/app"
 	"github.com/firstparty/firstparty/pkg/config"
+	"github.com/firstparty/firstparty/pkg/controlplane"
 	"github.com/firstparty/firstparty/pkg/deps"
 	"github.com/firstparty/firstparty/pkg/identity"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
@@ -33,6 +34,7 @@ type service struct {
 	redis           redisclient.Config
 	sourcesFile     string
 	sourcesInterval time.Duration
+	configFrom      controlplane.Options
 	timerPoll       time.Duration
 	lease           time.Duration
 	backfillEvery   time.Duration
@@ -50,6 +52,7 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	s.redis.RegisterFlags(fs)
 	fs.StringVar(&s.sourcesFile, "sources.file", "", "workspace configuration holding the segment definitions; empty: no segments")
 	fs.DurationVar(&s.sourcesInterval, "sources.reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
+	s.configFrom.RegisterFlags(fs)
 	fs.DurationVar(&s.timerPoll, "timers.poll", 100*time.Millisecond, "how often due timers are looked for (the most a time-driven transition can be late)")
 	fs.DurationVar(&s.lease, "timers.lease", 30*time.Second, "how long a claimed timer or backfill stays with this instance before another may take it")
 	fs.DurationVar(&s.backfillEvery, "backfill.interval", 2*time.Second, "how often new segments are looked for, to backfill their membership")
@@ -75,14 +78,14 @@ func (s *service) Validate() error {
 	if s.backfillEvery < 10*time.Millisecond {
 		return config.Field("backfill.interval", "must be at least 10ms, got %v", s.backfillEvery)
 	}
-	return config.ValidateAll(&s.kafka, &s.consumer, &s.topics, &s.redis)
+	return config.ValidateAll(&s.configFrom, &s.kafka, &s.consumer, &s.topics, &s.redis)
 }
 
 func (s *service) Start(ctx context.Context, a *app.App) error {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	live, err := deps.Sources(a, s.sourcesFile, s.sourcesInterval)
+	live, err := deps.Sources(ctx, a, s.kafka, s.configFrom, s.sourcesFile, s.sourcesInterval)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/firstparty/firstparty/pkg/app"
 	"github.com/firstparty/firstparty/pkg/config"
+	"github.com/firstparty/firstparty/pkg/controlplane"
 	"github.com/firstparty/firstparty/pkg/deps"
 	"github.com/firstparty/firstparty/pkg/identity"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
@@ -30,6 +31,7 @@ type service struct {
 
 	sourcesFile     string
 	sourcesInterval time.Duration
+	configFrom      controlplane.Options
 }
 
 func (s *service) RegisterFlags(fs *flag.FlagSet) {
@@ -41,6 +43,7 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&s.otherIDs, "identity.max-per-type", 5, "identifiers of any other type one profile may hold")
 	fs.StringVar(&s.sourcesFile, "sources.file", "", "workspace configuration; a workspace's identity block overrides the -identity.* defaults")
 	fs.DurationVar(&s.sourcesInterval, "sources.reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
+	s.configFrom.RegisterFlags(fs)
 	fs.DurationVar(&s.markerTTL, "identity.redelivery-window", 7*24*time.Hour, "how long a processed message id is remembered, so a redelivery is a no-op")
 }
 
@@ -59,11 +62,11 @@ func (s *service) Validate() error {
 	if s.markerTTL < time.Hour {
 		return config.Field("identity.redelivery-window", "must be at least 1h")
 	}
-	return config.ValidateAll(&s.kafka, &s.consumer, &s.topics, &s.redis)
+	return config.ValidateAll(&s.configFrom, &s.kafka, &s.consumer, &s.topics, &s.redis)
 }
 
 func (s *service) Start(ctx context.Context, a *app.App) error {
-	live, err := deps.Sources(a, s.sourcesFile, s.sourcesInterval)
+	live, err := deps.Sources(ctx, a, s.kafka, s.configFrom, s.sourcesFile, s.sourcesInterval)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/firstparty/firstparty/pkg/app"
 	"github.com/firstparty/firstparty/pkg/config"
+	"github.com/firstparty/firstparty/pkg/controlplane"
 	"github.com/firstparty/firstparty/pkg/dedup"
 	"github.com/firstparty/firstparty/pkg/deps"
 	"github.com/firstparty/firstparty/pkg/kafkaclient"
@@ -28,6 +29,7 @@ type service struct {
 	redis           redisclient.Config
 	sourcesFile     string
 	sourcesInterval time.Duration
+	configFrom      controlplane.Options
 	dedupWindow     time.Duration
 }
 
@@ -38,6 +40,7 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	s.redis.RegisterFlags(fs)
 	fs.StringVar(&s.sourcesFile, "sources.file", "", "workspace configuration (tracking plans, PII rules, consent policy); empty: every event is checked for format only")
 	fs.DurationVar(&s.sourcesInterval, "sources.reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
+	s.configFrom.RegisterFlags(fs)
 	fs.DurationVar(&s.dedupWindow, "dedup.window", 24*time.Hour, "how long a message id is remembered per source (at least 1h)")
 }
 
@@ -50,11 +53,11 @@ func (s *service) Validate() error {
 			return config.Field("sources.file", "%v", err)
 		}
 	}
-	return config.ValidateAll(&s.kafka, &s.consumer, &s.topics, &s.redis)
+	return config.ValidateAll(&s.configFrom, &s.kafka, &s.consumer, &s.topics, &s.redis)
 }
 
 func (s *service) Start(ctx context.Context, a *app.App) error {
-	live, err := deps.Sources(a, s.sourcesFile, s.sourcesInterval)
+	live, err := deps.Sources(ctx, a, s.kafka, s.configFrom, s.sourcesFile, s.sourcesInterval)
 	if err != nil {
 		return err
 	}
