@@ -1,16 +1,20 @@
 // Command api serves the profile (customer 360) API and privacy requests
 // over REST, reading live state from Redis and history from ClickHouse,
-// behind scoped admin keys (pkg/access); the control plane and the gRPC
-// face grow here (see ARCHITECTURE.md). Endpoints and their scopes:
-// profiles.go and privacy.go.
+// behind scoped admin keys (pkg/access), and the control plane: the
+// workspaces' configuration on the config topic (pkg/controlplane). The
+// gRPC face grows here (see ARCHITECTURE.md). Endpoints and their scopes:
+// profiles.go, privacy.go and config.go.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -20,6 +24,7 @@ import (
 	"github.com/firstparty/firstparty/pkg/app"
 	"github.com/firstparty/firstparty/pkg/chclient"
 	"github.com/firstparty/firstparty/pkg/config"
+	"github.com/firstparty/firstparty/pkg/controlplane"
 	"github.com/firstparty/firstparty/pkg/consent"
 	"github.com/firstparty/firstparty/pkg/deps"
 	"github.com/firstparty/firstparty/pkg/history"
@@ -29,6 +34,7 @@ import (
 	"github.com/firstparty/firstparty/pkg/privacy"
 	"github.com/firstparty/firstparty/pkg/redisclient"
 	"github.com/firstparty/firstparty/pkg/segstate"
+	"github.com/firstparty/firstparty/pkg/sources"
 	"github.com/firstparty/firstparty/pkg/stage"
 	"github.com/firstparty/firstparty/pkg/suppression"
 	"github.com/firstparty/firstparty/pkg/topics"
@@ -45,6 +51,7 @@ type service struct {
 	// is masked for keys without pii:read); empty: the default list only.
 	sourcesFile     string
 	sourcesInterval time.Duration
+	configFrom      controlplane.Options
 }
 
 func (s *service) RegisterFlags(fs *flag.FlagSet) {
@@ -53,8 +60,9 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	s.redis.RegisterFlags(fs)
 	s.clickhouse.RegisterFlags(fs)
 	fs.Var(&s.adminKeys, "admin.keys", "admin keys, comma-separated, each <key>=<workspace>[:<scope>+<scope>…]; no scopes: every scope of the workspace. Scopes: "+scopeNames()+". Sent as Authorization: Bearer <key>")
-	fs.StringVar(&s.sourcesFile, "sources.file", "", "workspace configuration; its PII rules add to the fields masked for keys without pii:read")
+	fs.StringVar(&s.sourcesFile, "sources.file", "", "workspace configuration; its PII rules add to the fields masked for keys without pii:read. With -config.source=topic it seeds an empty config topic once")
 	fs.DurationVar(&s.sourcesInterval, "sources.reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
+	s.configFrom.RegisterFlags(fs)
 }
 
 func scopeNames() string {
@@ -76,7 +84,7 @@ func (s *service) Validate() error {
 			return config.Field("sources.file", "%v", err)
 		}
 	}
-	return config.ValidateAll(&s.kafka, &s.topics, &s.redis, &s.clickhouse)
+	return config.ValidateAll(&s.configFrom, &s.kafka, &s.topics, &s.redis, &s.clickhouse)
 }
 
 func (s *service) Start(ctx context.Context, a *app.App) error {
@@ -89,16 +97,67 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 	if err != nil {
 		return err
 	}
-	live, err := deps.Sources(a, s.sourcesFile, s.sourcesInterval)
-	if err != nil {
-		return config.Field("sources.file", "%v", err)
+	var (
+		live  *sources.Live
+		store *controlplane.Store
+	)
+	if s.configFrom.FromTopic() {
+		r, err := deps.ConfigReader(ctx, a, s.kafka, s.configFrom)
+		if err != nil {
+			return err
+		}
+		live, store = r.Live(), controlplane.NewStore(r, producer)
+		if s.sourcesFile != "" {
+			s.seed(a, store)
+		}
+	} else {
+		live, err = deps.Sources(ctx, a, s.kafka, s.configFrom, s.sourcesFile, s.sourcesInterval)
+		if err != nil {
+			return config.Field("sources.file", "%v", err)
+		}
 	}
 	if s.keys.Len() == 0 {
 		a.Log.Warn("no admin keys configured (-admin.keys): every API request will get 401")
 	}
 	au := &auth{keys: s.keys, rules: func(ws string) []pii.Rule { return live.Current().PIIRules(ws) }}
 	newAPI(au, rdb, ch, s.clickhouse.Database, producer, s.topics.Profiles).register(a.Mux)
+	(&configAPI{auth: au, store: store}).register(a.Mux)
 	return nil
+}
+
+// seed writes the -sources.file into the config topic when the topic holds
+// no workspace yet (first start of a deployment), once the reader runs;
+// /readyz waits for it, so nothing is sent before the configuration is in
+// force. A file that does not build stops the API.
+func (s *service) seed(a *app.App, store *controlplane.Store) {
+	var done atomic.Bool
+	a.Check("config seed", func(context.Context) error {
+		if !done.Load() {
+			return errors.New("seeding the config topic from -sources.file")
+		}
+		return nil
+	})
+	a.Go("config seed", func(ctx context.Context) error {
+		data, err := os.ReadFile(s.sourcesFile)
+		if err != nil {
+			return fmt.Errorf("reading sources: %w", err)
+		}
+		c, err := sources.ParseConfig(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.sourcesFile, err)
+		}
+		seeded, err := store.Seed(ctx, c)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.sourcesFile, err)
+		}
+		if seeded {
+			a.Log.Info("config topic seeded from the file", "file", s.sourcesFile, "workspaces", len(c.Workspaces))
+		} else {
+			a.Log.Info("config topic already holds workspaces; the file is not applied (use POST /v1/config:apply or fpctl apply)", "file", s.sourcesFile)
+		}
+		done.Store(true)
+		return nil
+	})
 }
 
 // api is every endpoint, wired to its stores.

@@ -43,8 +43,26 @@ type pipeline struct {
 // startPipeline builds and starts the four services (stopped at the end
 // of the test) and waits until each is ready. sourcesYAML, when given, is
 // the workspace's source entry ("{id: web, write_keys: [%s], …}" with %s
-// for the write key).
+// for the write key). startPipelineWith varies it.
 func startPipeline(t *testing.T, sourcesYAML ...string) *pipeline {
+	t.Helper()
+	var o pipelineOptions
+	if len(sourcesYAML) > 0 {
+		o.source = sourcesYAML[0]
+	}
+	return startPipelineWith(t, o)
+}
+
+// pipelineOptions vary the pipeline: source is as for startPipeline;
+// services default to collector, validator, stitcher and loader; env is
+// added to every service's environment (e.g. FP_CONFIG_SOURCE=topic).
+type pipelineOptions struct {
+	source   string
+	services []string
+	env      []string
+}
+
+func startPipelineWith(t *testing.T, o pipelineOptions) *pipeline {
 	t.Helper()
 	kc := testinfra.Kafka(t)
 	names := testinfra.Topics(t, kc)
@@ -55,15 +73,18 @@ func startPipeline(t *testing.T, sourcesYAML ...string) *pipeline {
 	}
 	pl := &pipeline{t: t, ws: testinfra.Unique(t), writeKey: "fpw_pipeline_test_key_0123456789", kc: kc, names: names, cc: cc, ports: map[string]string{}}
 	src := "{id: web, write_keys: [%s]}"
-	if len(sourcesYAML) > 0 {
-		src = sourcesYAML[0]
+	if o.source != "" {
+		src = o.source
+	}
+	if o.services == nil {
+		o.services = []string{"collector", "validator", "stitcher", "loader"}
 	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "workspaces.yaml")
 	if err := os.WriteFile(cfg, []byte("workspaces:\n  - id: "+pl.ws+"\n    sources:\n      - "+fmt.Sprintf(src, pl.writeKey)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, svc := range []string{"collector", "validator", "stitcher", "loader"} {
+	for _, svc := range o.services {
 		bin := filepath.Join(dir, svc)
 		build := exec.Command("go", "build", "-o", bin, "./services/"+svc)
 		build.Dir = "../.."
@@ -84,6 +105,7 @@ func startPipeline(t *testing.T, sourcesYAML ...string) *pipeline {
 		if svc == "loader" {
 			cmd.Env = append(cmd.Env, "FP_CONSUMER_BATCH_WAIT=100ms")
 		}
+		cmd.Env = append(cmd.Env, o.env...)
 		logf, _ := os.Create(filepath.Join(dir, svc+".log"))
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
