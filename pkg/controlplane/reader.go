@@ -44,9 +44,12 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.CatchUp, "config.catch-up-timeout", 30*time.Second, "longest wait at start for the configuration topic to be read to its end")
 }
 
+// Validate checks the options; the zero value means the file.
 func (o *Options) Validate() error {
 	switch o.Source {
-	case FromFile, FromTopic:
+	case "", FromFile:
+		return nil
+	case FromTopic:
 	default:
 		return config.Field("config.source", "%q: use file or topic", o.Source)
 	}
