@@ -80,3 +80,18 @@ func (l *List) Set(s string) error {
 	}
 	return nil
 }
+
+// SetDefault changes the default of a flag another package registered
+// (a stage that wants other consumer batches than the rest, say); the
+// environment and the command line still override it. An unknown flag or
+// a bad value is a programming error, so it panics.
+func SetDefault(fs *flag.FlagSet, name, value string) {
+	f := fs.Lookup(name)
+	if f == nil {
+		panic("config.SetDefault: no flag -" + name)
+	}
+	if err := f.Value.Set(value); err != nil {
+		panic(fmt.Sprintf("config.SetDefault: -%s=%s: %v", name, value, err))
+	}
+	f.DefValue = value
+}

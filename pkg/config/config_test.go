@@ -65,3 +65,37 @@ func TestEnvName(t *testing.T) {
 		}
 	}
 }
+
+func TestSetDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want int
+	}{
+		{"the new default", nil, nil, 2000},
+		{"the environment overrides it", map[string]string{"FP_BATCH_SIZE": "7"}, nil, 7},
+		{"a flag overrides both", map[string]string{"FP_BATCH_SIZE": "7"}, []string{"-batch-size=9"}, 9},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("x", flag.ContinueOnError)
+			n := fs.Int("batch-size", 500, "")
+			SetDefault(fs, "batch-size", "2000")
+			if got := fs.Lookup("batch-size").DefValue; got != "2000" {
+				t.Fatalf("DefValue = %q (what -h shows)", got)
+			}
+			if err := Parse(fs, tc.args, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }); err != nil {
+				t.Fatal(err)
+			}
+			if *n != tc.want {
+				t.Errorf("batch-size = %d, want %d", *n, tc.want)
+			}
+		})
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("SetDefault of an unknown flag did not panic")
+		}
+	}()
+	SetDefault(flag.NewFlagSet("y", flag.ContinueOnError), "nope", "1")
+}

@@ -42,20 +42,11 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	// so the loader reads far larger batches than the other stages and waits
 	// up to a second for one to fill. 10,000 events of ~1.5 kB keep a batch
 	// in memory well under 100 MB.
-	setDefault(fs, "consumer.batch-size", "10000")
-	setDefault(fs, "consumer.batch-wait", "1s")
+	config.SetDefault(fs, "consumer.batch-size", "10000")
+	config.SetDefault(fs, "consumer.batch-wait", "1s")
 	s.topics.RegisterFlags(fs)
 	s.clickhouse.RegisterFlags(fs)
 	fs.StringVar(&s.cluster, "clickhouse.cluster", "", "ClickHouse cluster (remote_servers) to create the schema on, ON CLUSTER with ReplicatedReplacingMergeTree tables (needs ZooKeeper and the {shard} and {replica} macros); empty: one server")
-}
-
-// setDefault changes the default of a flag another package registered.
-func setDefault(fs *flag.FlagSet, name, value string) {
-	f := fs.Lookup(name)
-	if err := f.Value.Set(value); err != nil {
-		panic(err)
-	}
-	f.DefValue = value
 }
 
 var clusterName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
