@@ -44,15 +44,13 @@ var Tables = []string{"events", "identities", "profile_changes", "segment_member
 
 // Where is the predicate selecting person's rows of table (one of Tables).
 func Where(table string, p Person) string {
-	var users, anons, raw []string
+	var users, anons []string
 	for _, id := range p.Identifiers {
 		switch id[0] {
 		case "user_id":
 			users = append(users, id[1])
 		case "anonymous_id":
 			anons = append(anons, id[1])
-		case "email", "phone":
-			raw = append(raw, id[1])
 		}
 	}
 	// An empty list matches nothing (never "user_id IN ('')", which would
@@ -69,16 +67,47 @@ func Where(table string, p Person) string {
 		}
 		return w + " AND " + anyOf(byProfile, lineage)
 	case "rejected_events":
-		// position() on the value as a JSON string ("ann@x.io", quotes
-		// included), so "joann@x.io" does not match.
+		// The raw payload is stored as the SDK sent it, before
+		// standardisation, so the value is looked for as a JSON string
+		// (quotes included, so "joann@x.io" does not match "ann@x.io"),
+		// ignoring case (positionCaseInsensitiveUTF8: ClickHouse 18.16 and
+		// current), in every spelling RawForms derives.
 		conds := []string{in("user_id", users), in("anonymous_id", anons)}
-		for _, v := range raw {
-			conds = append(conds, "position(raw, "+Quote(string(jsonedit.AppendString(nil, v)))+") > 0")
+		for _, id := range p.Identifiers {
+			for _, v := range RawForms(id[0], id[1]) {
+				conds = append(conds, "positionCaseInsensitiveUTF8(raw, "+Quote(string(jsonedit.AppendString(nil, v)))+") > 0")
+			}
 		}
 		return w + " AND " + anyOf(conds...)
 	default: // profile_changes, segment_memberships
 		return w + " AND " + anyOf(byProfile)
 	}
+}
+
+// RawForms are the spellings of an identifier that Where looks for in a
+// rejected event's raw payload (case is ignored as well): an email as
+// stored (standardize lowercases and trims it); a phone in E.164 as
+// stored ("+4915112345678") and with the international prefix 00
+// ("004915112345678"). Other identifier types are matched by column, not
+// in the payload.
+//
+// The limit: a payload that spelt the value some other way — a phone in a
+// national format or with spaces ("0151 1234 5678"), an email with JSON
+// escapes ("ann\u0040x.io") or surrounding spaces — is not found by these
+// predicates, so export does not show it and erase does not delete it;
+// the rejection's user_id and anonymous_id still match it when it carried
+// them.
+func RawForms(typ, value string) []string {
+	switch typ {
+	case "email":
+		return []string{value}
+	case "phone":
+		if rest, ok := strings.CutPrefix(value, "+"); ok && rest != "" {
+			return []string{value, "00" + rest}
+		}
+		return []string{value}
+	}
+	return nil
 }
 
 // in is "col IN (…)", or "" for no values.
@@ -339,4 +368,68 @@ func (r *Reader) EachRejection(ctx context.Context, p Person, fn func(Rejection)
 		return fmt.Errorf("reading rejected events: %w", err)
 	}
 	return nil
+}
+
+// Identity is one identities row: an identifier and the profile it belongs
+// to (identifier_type "$profile_id": a profile merged into profile_id).
+type Identity struct {
+	Type      string    `json:"identifier_type"`
+	Value     string    `json:"identifier_value"`
+	ProfileID string    `json:"profile_id"`
+	ChangeID  string    `json:"change_id"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// EachIdentity hands every identities row of p to fn, by identifier.
+func (r *Reader) EachIdentity(ctx context.Context, p Person, fn func(Identity) error) error {
+	q := fmt.Sprintf(`SELECT identifier_type, identifier_value, profile_id, change_id, updated_at
+		FROM %s.identities FINAL WHERE %s ORDER BY identifier_type, identifier_value`, r.Database, Where("identities", p))
+	rows, err := r.ClickHouse.Query(ctx, q)
+	if err != nil {
+		return fmt.Errorf("reading identities: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var x Identity
+		if err := rows.Scan(&x.Type, &x.Value, &x.ProfileID, &x.ChangeID, &x.UpdatedAt); err != nil {
+			return fmt.Errorf("reading identities: %w", err)
+		}
+		x.UpdatedAt = x.UpdatedAt.UTC()
+		if err := fn(x); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading identities: %w", err)
+	}
+	return nil
+}
+
+// ProfileIDsOf returns the profile ids the identities table holds for
+// the identifiers (the loader's copy of the graph): erase falls back to
+// it when Redis no longer knows a person.
+func (r *Reader) ProfileIDsOf(ctx context.Context, ws string, ids [][2]string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	conds := make([]string, len(ids))
+	for i, id := range ids {
+		conds[i] = "(identifier_type = " + Quote(id[0]) + " AND identifier_value = " + Quote(id[1]) + ")"
+	}
+	q := fmt.Sprintf("SELECT DISTINCT profile_id FROM %s.identities FINAL WHERE workspace_id = %s AND %s",
+		r.Database, Quote(ws), anyOf(conds...))
+	rows, err := r.ClickHouse.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("reading identities: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var pid string
+		if err := rows.Scan(&pid); err != nil {
+			return nil, fmt.Errorf("reading identities: %w", err)
+		}
+		out = append(out, pid)
+	}
+	return out, rows.Err()
 }

@@ -10,7 +10,7 @@ func TestWhere(t *testing.T) {
 		"identities":          `workspace_id = 'shop' AND (profile_id IN ('p1','p0') OR (identifier_type = '$profile_id' AND identifier_value IN ('p1','p0')))`,
 		"profile_changes":     `workspace_id = 'shop' AND (profile_id IN ('p1','p0'))`,
 		"segment_memberships": `workspace_id = 'shop' AND (profile_id IN ('p1','p0'))`,
-		"rejected_events":     `workspace_id = 'shop' AND (user_id IN ('42') OR anonymous_id IN ('d\'1') OR position(raw, '"ann@x.io"') > 0 OR position(raw, '"+4915112345678"') > 0)`,
+		"rejected_events":     `workspace_id = 'shop' AND (user_id IN ('42') OR anonymous_id IN ('d\'1') OR positionCaseInsensitiveUTF8(raw, '"ann@x.io"') > 0 OR positionCaseInsensitiveUTF8(raw, '"+4915112345678"') > 0 OR positionCaseInsensitiveUTF8(raw, '"004915112345678"') > 0)`,
 	} {
 		if got := Where(table, p); got != want {
 			t.Errorf("%s:\n got %s\nwant %s", table, got, want)
