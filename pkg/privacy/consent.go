@@ -10,6 +10,7 @@ import (
 
 	"github.com/firstparty/firstparty/pkg/consent"
 	"github.com/firstparty/firstparty/pkg/identity"
+	"github.com/firstparty/firstparty/pkg/suppression"
 )
 
 // ConsentAnswer is a person's consent after a request: the merged decisions
@@ -25,6 +26,10 @@ type ConsentAnswer struct {
 	Applied []string `json:"applied,omitempty"`
 }
 
+// ErrSuppressed: the identifier was erased (it is on the suppression
+// list), so no consent is recorded against it.
+var ErrSuppressed = errors.New("the identifier was erased on request and is suppressed; consent is not recorded for it")
+
 // RecordConsent records u (normalized, see consent.Update) against id and
 // answers the person's consent afterwards. Consent may be recorded for an
 // identifier no profile holds yet (a sign-up form before the first event).
@@ -34,6 +39,17 @@ func (s *Service) RecordConsent(ctx context.Context, ws string, id identity.Iden
 	}
 	rep := s.newReport(TypeConsentWrite, ws, id)
 	rep.Categories, rep.Source = u.Categories, u.Source
+	if s.Suppression != nil {
+		// An erased person's identifiers are suppressed: consent recorded
+		// against one would be data about them kept after the erasure.
+		sup, err := s.Suppression.Check(ctx, ws, []suppression.Identifier{{Type: id.Type, Value: id.Value}})
+		if err != nil {
+			return ConsentAnswer{}, fmt.Errorf("recording consent: %w", err)
+		}
+		if sup[0] {
+			return ConsentAnswer{}, ErrSuppressed
+		}
+	}
 	applied, err := s.Consent.Record(ctx, ws, consent.Identifier{Type: id.Type, Value: id.Value}, u)
 	if err != nil {
 		return ConsentAnswer{}, fmt.Errorf("recording consent: %w", err)
