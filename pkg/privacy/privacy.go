@@ -142,7 +142,9 @@ func PendingKey(ws string) string { return "fp:{" + ws + "}:erase:pending" }
 
 func (s *Service) erase(ctx context.Context, rep Report, id identity.Identifier) (Report, error) {
 	workspace := rep.Workspace
-	step := func(name string) { rep.Status = "failed while " + name + "; nothing was restored, send the request again" }
+	step := func(name string) {
+		rep.Status = "failed while " + name + "; nothing was restored, send the request again"
+	}
 	step("finding the person")
 	ids := []identity.Identifier{id}
 	var pids []string
