@@ -52,8 +52,11 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -283,9 +286,22 @@ type Deliverer struct {
 	Sleep func(ctx context.Context, d time.Duration) bool
 	// Now is the signing clock.
 	Now func() time.Time
+	// Policy is checked against the address every request dials (see
+	// URLPolicy): a destination whose URL names a host by name never
+	// reaches a loopback, private or link-local address unless
+	// Policy.AllowPrivate. A URL naming such an address literally
+	// ("http://10.0.0.5/hook", "http://localhost:9000") is delivered: the
+	// API refuses it from workspace keys, so only an operator saved it.
+	// NewDeliverer reads AllowPrivate from FP_WEBHOOK_ALLOW_PRIVATE=true.
+	// It applies to the client NewDeliverer builds; a Client set by the
+	// caller is used as it is.
+	Policy URLPolicy
 	// BaseBackoff is the first retry's delay (doubling, with jitter, up to
 	// MaxBackoff).
 	BaseBackoff, MaxBackoff time.Duration
+
+	// resolve resolves destination hosts (tests replace it).
+	resolve func(ctx context.Context, network, host string) ([]netip.Addr, error)
 
 	deliveries *prometheus.CounterVec
 	attempts   *prometheus.CounterVec
@@ -296,7 +312,7 @@ type Deliverer struct {
 // metrics with reg (nil: unregistered).
 func NewDeliverer(log *slog.Logger, reg prometheus.Registerer) *Deliverer {
 	d := &Deliverer{
-		Client: &http.Client{}, Log: log, Now: time.Now, BaseBackoff: 500 * time.Millisecond, MaxBackoff: time.Minute,
+		Log: log, Policy: URLPolicy{AllowPrivate: os.Getenv("FP_WEBHOOK_ALLOW_PRIVATE") == "true"}, Now: time.Now, BaseBackoff: 500 * time.Millisecond, MaxBackoff: time.Minute,
 		Sleep: func(ctx context.Context, d time.Duration) bool {
 			t := time.NewTimer(d)
 			defer t.Stop()
@@ -317,10 +333,26 @@ func NewDeliverer(log *slog.Logger, reg prometheus.Registerer) *Deliverer {
 			Name: "firstparty_webhook_attempt_seconds", Help: "Time of one HTTP attempt.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}, []string{"destination"}),
 	}
+	// No proxy from the environment: the guard must see the address the
+	// request goes to, not a proxy's.
+	// Redirects are not followed: a destination answers, it does not
+	// send the request on (a 3xx is a permanent failure).
+	d.Client = &http.Client{
+		Transport: &http.Transport{DialContext: guardedDial(func() URLPolicy { return d.Policy }, d.lookup),
+			ForceAttemptHTTP2: true, MaxIdleConns: 100, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	if reg != nil {
 		reg.MustRegister(d.deliveries, d.attempts, d.latency)
 	}
 	return d
+}
+
+func (d *Deliverer) lookup(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	if d.resolve != nil {
+		return d.resolve(ctx, network, host)
+	}
+	return net.DefaultResolver.LookupNetIP(ctx, network, host)
 }
 
 // Deliver sends m to every destination in dests that wants it,
@@ -429,6 +461,7 @@ func (d *Deliverer) backoff(n int) time.Duration {
 func (d *Deliverer) attempt(ctx context.Context, c *Compiled, m *segmentv1.Membership, body []byte) (status int, retryAfter time.Duration, err error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(c.Timeout))
 	defer cancel()
+	ctx = context.WithValue(ctx, explicitKey{}, literalInternal(c.URL))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
 	if err != nil {
 		return 0, 0, err
