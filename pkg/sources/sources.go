@@ -387,7 +387,7 @@ func BuildWithEnv(c Config, lookupEnv func(string) (string, bool)) (*Registry, e
 				}
 				h := sha256.Sum256([]byte(k))
 				if prev, dup := owner[h]; dup {
-					errs = append(errs, fmt.Errorf("%s: a write key is also used by %s", where, prev))
+					errs = append(errs, &DuplicateKeyError{Where: where, Owner: prev})
 					continue
 				}
 				owner[h] = where
@@ -400,6 +400,41 @@ func BuildWithEnv(c Config, lookupEnv func(string) (string, bool)) (*Registry, e
 		return nil, err
 	}
 	return reg, nil
+}
+
+// DuplicateKeyError is a write key used by two sources. Its message names
+// both (the file's author may see every workspace); Public is the message
+// for someone who may see only the source they edit.
+type DuplicateKeyError struct {
+	Where string // the source being checked
+	Owner string // the source that already holds the key
+}
+
+func (e *DuplicateKeyError) Error() string { return e.Where + ": a write key is also used by " + e.Owner }
+
+// Public names only e.Where.
+func (e *DuplicateKeyError) Public() string { return e.Where + ": this write key is already in use" }
+
+// PublicMessage is err's message with every DuplicateKeyError in it told
+// as Public: for a caller who may not learn which workspace or source
+// holds a key.
+func PublicMessage(err error) string {
+	msg := err.Error()
+	var walk func(error)
+	walk = func(e error) {
+		switch x := e.(type) {
+		case *DuplicateKeyError:
+			msg = strings.ReplaceAll(msg, x.Error(), x.Public())
+		case interface{ Unwrap() []error }:
+			for _, c := range x.Unwrap() {
+				walk(c)
+			}
+		case interface{ Unwrap() error }:
+			walk(x.Unwrap())
+		}
+	}
+	walk(err)
+	return msg
 }
 
 func hasHash(rules []pii.Rule) bool {

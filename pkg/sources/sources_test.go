@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -338,5 +339,24 @@ func TestPIIRules(t *testing.T) {
 	}
 	if reg.PIIRules("nobody") != nil || (*Registry)(nil).PIIRules("shop") != nil {
 		t.Fatal("rules for an unknown workspace")
+	}
+}
+
+// TestDuplicateKeyPublic: the error names the other source; its public
+// form, for a workspace's own key, does not.
+func TestDuplicateKeyPublic(t *testing.T) {
+	_, err := Parse([]byte(`workspaces:
+  - id: acme
+    sources: [{id: web, write_keys: [fpw_shared_key_0123456789]}]
+  - id: rival
+    sources: [{id: app, write_keys: [fpw_shared_key_0123456789]}]
+`))
+	if err == nil || !strings.Contains(err.Error(), `workspace "acme" source "web"`) {
+		t.Fatalf("Parse = %v", err)
+	}
+	wrapped := fmt.Errorf("the configuration does not build: %w", err)
+	pub := PublicMessage(wrapped)
+	if strings.Contains(pub, "acme") || !strings.Contains(pub, `workspace "rival" source "app": this write key is already in use`) {
+		t.Fatalf("public message: %s", pub)
 	}
 }
