@@ -30,13 +30,19 @@ secrets() {
 			echo "FP_ADMIN_KEY=fpa_$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 		} >"$f"
 	fi
+	# The operator key (workspace *: creates and deletes workspaces, applies
+	# the whole file); added to checkouts whose secrets predate it.
+	grep -q '^FP_OPERATOR_KEY=' "$f" || (umask 077 && echo "FP_OPERATOR_KEY=fpo_$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')" >>"$f")
 	# shellcheck disable=SC1090
 	. "$f"
 	# The demo workspace and its one source; the collector reloads this file
 	# when it changes, so keys can be added or revoked while it runs.
 	if [ ! -f "$local_dir/sources.yaml" ]; then
 		cat >"$local_dir/sources.yaml" <<YAML
-# Written once by deploy/local/stack.sh. Edit freely: the collector reloads it.
+# Written once by deploy/local/stack.sh. The services read their configuration
+# from the config topic (cdp.config); make up applies this file to it at every
+# start, and so does: bin/fpctl apply -f .local/sources.yaml (FP_API_URL and
+# FP_ADMIN_KEY=$FP_OPERATOR_KEY from .local/demo.env and .local/secrets.env).
 workspaces:
   - id: demo
     name: Demo shop
@@ -108,6 +114,7 @@ build() {
 		name=${s%%:*}
 		(cd "$root/services/$name" && go build -o "$bin_dir/$name" .)
 	done
+	(cd "$root/services/fpctl" && go build -o "$bin_dir/fpctl" .)
 }
 
 start() {
@@ -126,7 +133,8 @@ start() {
 			continue
 		fi
 		FP_HTTP_ADDR=127.0.0.1:$port FP_LOG_FORMAT=${FP_LOG_FORMAT:-json} \
-			FP_SOURCES_FILE=$local_dir/sources.yaml FP_GRPC_ADDR=127.0.0.1:8085 FP_ADMIN_KEYS="$FP_ADMIN_KEY=demo" \
+			FP_CONFIG_SOURCE=topic FP_SOURCES_FILE=$local_dir/sources.yaml FP_GRPC_ADDR=127.0.0.1:8085 \
+			FP_ADMIN_KEYS="$FP_ADMIN_KEY=demo,$FP_OPERATOR_KEY=*" \
 			nohup "$bin_dir/$name" >>"$log_dir/$name.log" 2>&1 &
 		echo $! >"$run_dir/$name.pid"
 	done
@@ -147,12 +155,24 @@ start() {
 		tail -n 20 "$log_dir/$name.log" >&2
 		exit 1
 	done
+	# The services follow the config topic (the API seeded an empty one from
+	# the file); the file is its GitOps copy, applied at every start, which
+	# changes nothing when nothing in it changed.
+	local applied
+	if ! applied=$(FP_API_URL=http://127.0.0.1:8090 FP_ADMIN_KEY=$FP_OPERATOR_KEY "$bin_dir/fpctl" apply -f "$local_dir/sources.yaml" 2>&1); then
+		echo "FAILED: applying .local/sources.yaml to the config topic:" >&2
+		echo "$applied" >&2
+		exit 1
+	fi
+	echo "configuration: .local/sources.yaml applied to the config topic cdp.config"
+	echo "$applied" | sed 's/^/  /'
 	{
 		echo "# Written by deploy/local/stack.sh start; source it: set -a; . .local/demo.env; set +a"
 		echo "FP_COLLECTOR_URL=http://127.0.0.1:8080"
 		echo "FP_WRITE_KEY=$FP_WRITE_KEY"
 		echo "FP_API_URL=http://127.0.0.1:8090"
 		echo "FP_ADMIN_KEY=$FP_ADMIN_KEY"
+		echo "FP_OPERATOR_KEY=$FP_OPERATOR_KEY"
 		grep -E '^FP_(KAFKA_BROKERS|REDIS_ADDR|CLICKHOUSE_ADDR|CLICKHOUSE_HTTP)=' "$local_dir/servers.env"
 	} >"$local_dir/demo.env"
 	echo
