@@ -265,7 +265,7 @@ func Build(c Config) (*Registry, error) {
 func BuildWithEnv(c Config, lookupEnv func(string) (string, bool)) (*Registry, error) {
 	reg := &Registry{byKey: map[[32]byte]*Resolved{}, bySource: map[[2]string]*Resolved{}, segments: map[string][]*segments.Segment{}, destinations: map[string][]*webhook.Compiled{}, identity: map[string]*identity.Config{}}
 	var errs []error
-	owner := map[[32]byte]string{}
+	owner := map[[32]byte][2]string{} // workspace, source
 	seenWS := map[string]bool{}
 	for wi, ws := range c.Workspaces {
 		if !idPattern.MatchString(ws.ID) {
@@ -387,10 +387,10 @@ func BuildWithEnv(c Config, lookupEnv func(string) (string, bool)) (*Registry, e
 				}
 				h := sha256.Sum256([]byte(k))
 				if prev, dup := owner[h]; dup {
-					errs = append(errs, &DuplicateKeyError{Where: where, Owner: prev})
+					errs = append(errs, &DuplicateKeyError{Workspace: ws.ID, Source: src.ID, OwnerWorkspace: prev[0], OwnerSource: prev[1]})
 					continue
 				}
-				owner[h] = where
+				owner[h] = [2]string{ws.ID, src.ID}
 				reg.byKey[h] = res
 			}
 			reg.count++
@@ -404,27 +404,37 @@ func BuildWithEnv(c Config, lookupEnv func(string) (string, bool)) (*Registry, e
 
 // DuplicateKeyError is a write key used by two sources. Its message names
 // both (the file's author may see every workspace); Public is the message
-// for someone who may see only the source they edit.
+// for someone who may see only one workspace.
 type DuplicateKeyError struct {
-	Where string // the source being checked
-	Owner string // the source that already holds the key
+	Workspace, Source           string // the source being checked
+	OwnerWorkspace, OwnerSource string // the source that already holds the key
 }
 
-func (e *DuplicateKeyError) Error() string { return e.Where + ": a write key is also used by " + e.Owner }
+func (e *DuplicateKeyError) Error() string {
+	return fmt.Sprintf("workspace %q source %q: a write key is also used by workspace %q source %q", e.Workspace, e.Source, e.OwnerWorkspace, e.OwnerSource)
+}
 
-// Public names only e.Where.
-func (e *DuplicateKeyError) Public() string { return e.Where + ": this write key is already in use" }
+// Public names only the source of workspace ws (which of the two it is).
+func (e *DuplicateKeyError) Public(ws string) string {
+	switch ws {
+	case e.Workspace:
+		return fmt.Sprintf("workspace %q source %q: this write key is already in use", e.Workspace, e.Source)
+	case e.OwnerWorkspace:
+		return fmt.Sprintf("workspace %q source %q: this write key is already in use", e.OwnerWorkspace, e.OwnerSource)
+	}
+	return "this write key is already in use"
+}
 
 // PublicMessage is err's message with every DuplicateKeyError in it told
-// as Public: for a caller who may not learn which workspace or source
-// holds a key.
-func PublicMessage(err error) string {
+// as Public(ws): for a caller who may see workspace ws only, and may not
+// learn which other workspace or source holds a key.
+func PublicMessage(err error, ws string) string {
 	msg := err.Error()
 	var walk func(error)
 	walk = func(e error) {
 		switch x := e.(type) {
 		case *DuplicateKeyError:
-			msg = strings.ReplaceAll(msg, x.Error(), x.Public())
+			msg = strings.ReplaceAll(msg, x.Error(), x.Public(ws))
 		case interface{ Unwrap() []error }:
 			for _, c := range x.Unwrap() {
 				walk(c)

@@ -355,8 +355,12 @@ func TestDuplicateKeyPublic(t *testing.T) {
 		t.Fatalf("Parse = %v", err)
 	}
 	wrapped := fmt.Errorf("the configuration does not build: %w", err)
-	pub := PublicMessage(wrapped)
+	pub := PublicMessage(wrapped, "rival")
 	if strings.Contains(pub, "acme") || !strings.Contains(pub, `workspace "rival" source "app": this write key is already in use`) {
+		t.Fatalf("public message: %s", pub)
+	}
+	pub = PublicMessage(wrapped, "acme")
+	if strings.Contains(pub, "rival") || !strings.Contains(pub, `workspace "acme" source "web": this write key is already in use`) {
 		t.Fatalf("public message: %s", pub)
 	}
 }

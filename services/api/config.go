@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -46,6 +47,10 @@ import (
 type configAPI struct {
 	auth  *auth
 	store *controlplane.Store // nil: the configuration comes from a file
+	// destinations is where a workspace key's destinations may send
+	// (controlplane.CheckTenantEdit); operator keys are not checked.
+	destinations webhook.URLPolicy
+	log          *slog.Logger // nil: nothing logged
 }
 
 func (c *configAPI) register(mux *http.ServeMux) {
@@ -121,7 +126,7 @@ func (c *configAPI) put(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d, err := controlplane.DecodeStrict(http.MaxBytesReader(w, r.Body, 4<<20))
+	d, err := controlplane.DecodeStrict(http.MaxBytesReader(w, r.Body, maxConfigBody))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "send the workspace document as JSON (the fields of one entry of workspaces: in the YAML file, plus \"version\": the version it replaces, 0 to create): "+err.Error())
 		return
@@ -133,13 +138,18 @@ func (c *configAPI) put(w http.ResponseWriter, r *http.Request) {
 		writeFieldError(w, http.StatusBadRequest, fmt.Sprintf("the document's id %q is not the workspace of the path %q", d.ID, ws), "id")
 		return
 	}
-	if _, exists := c.store.Get(ws); !exists && !key.Operator() {
+	cur, exists := c.store.Get(ws)
+	if !exists && !key.Operator() {
 		writeError(w, http.StatusForbidden, "workspace "+ws+" does not exist, and creating a workspace needs an operator key (workspace *)")
+		return
+	}
+	if err := c.checkEdit(r, key, &cur.Workspace, d.Workspace); err != nil {
+		c.writeStoreError(w, key, err)
 		return
 	}
 	doc, err := c.store.Put(r.Context(), d.Workspace, d.Version, by(key))
 	if err != nil {
-		writeStoreError(w, err)
+		c.writeStoreError(w, key, err)
 		return
 	}
 	if doc.Version == 1 {
@@ -167,7 +177,7 @@ func (c *configAPI) delete(w http.ResponseWriter, r *http.Request) {
 		expected = n
 	}
 	if err := c.store.Delete(r.Context(), ws, expected); err != nil {
-		writeStoreError(w, err)
+		c.writeStoreError(w, key, err)
 		return
 	}
 	writeJSON(w, map[string]any{"deleted": ws})
@@ -189,20 +199,21 @@ type conflict struct{ msg string }
 func (e *conflict) Error() string { return e.msg }
 
 // update changes one part of a workspace (read, change, write; read again
-// on a version conflict) and answers the new document, or extra.
-func (c *configAPI) update(w http.ResponseWriter, r *http.Request, scope access.Scope, status int, fn func(*sources.Workspace) (any, error)) {
-	key, ws, ok := c.authorize(w, r, scope)
-	if !ok {
-		return
-	}
+// on a version conflict) and answers the new document, or extra. The
+// caller authorized key for ws first (before reading the body).
+func (c *configAPI) update(w http.ResponseWriter, r *http.Request, key access.Key, ws string, status int, fn func(*sources.Workspace) (any, error)) {
 	var extra any
 	doc, err := c.store.Update(r.Context(), ws, by(key), func(wsp *sources.Workspace) error {
+		old := *wsp
+		old.Destinations = slices.Clone(wsp.Destinations)
 		var err error
-		extra, err = fn(wsp)
-		return err
+		if extra, err = fn(wsp); err != nil {
+			return err
+		}
+		return c.checkEdit(r, key, &old, *wsp)
 	})
 	if err != nil {
-		writeStoreError(w, err)
+		c.writeStoreError(w, key, err)
 		return
 	}
 	if extra == nil {
@@ -212,6 +223,15 @@ func (c *configAPI) update(w http.ResponseWriter, r *http.Request, scope access.
 		w.WriteHeader(status)
 	}
 	writeJSON(w, extra)
+}
+
+// checkEdit applies controlplane.CheckTenantEdit to a workspace key's
+// edit; an operator key may edit anything.
+func (c *configAPI) checkEdit(r *http.Request, key access.Key, old *sources.Workspace, w sources.Workspace) error {
+	if key.Operator() {
+		return nil
+	}
+	return controlplane.CheckTenantEdit(r.Context(), old, w, c.destinations)
 }
 
 func source(wsp *sources.Workspace, id string) (*sources.Source, error) {
@@ -224,8 +244,12 @@ func source(wsp *sources.Workspace, id string) (*sources.Source, error) {
 }
 
 func (c *configAPI) createSource(w http.ResponseWriter, r *http.Request) {
+	key, ws, ok := c.authorize(w, r, access.SourcesWrite)
+	if !ok {
+		return
+	}
 	var src sources.Source
-	if err := decodeLarge(w, r, &src); err != nil {
+	if err := decode(w, r, &src, maxConfigBody); err != nil {
 		writeError(w, http.StatusBadRequest, `send the source as JSON, e.g. {"id": "web", "name": "Website", "allowed_origins": ["https://shop.example"]}: `+err.Error())
 		return
 	}
@@ -237,7 +261,7 @@ func (c *configAPI) createSource(w http.ResponseWriter, r *http.Request) {
 		writeFieldError(w, http.StatusBadRequest, `the source needs an "id"`, "id")
 		return
 	}
-	c.update(w, r, access.SourcesWrite, http.StatusCreated, func(wsp *sources.Workspace) (any, error) {
+	c.update(w, r, key, ws, http.StatusCreated, func(wsp *sources.Workspace) (any, error) {
 		if _, err := source(wsp, src.ID); err == nil {
 			return nil, &conflict{"source " + src.ID + " already exists in workspace " + wsp.ID}
 		}
@@ -249,8 +273,12 @@ func (c *configAPI) createSource(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *configAPI) deleteSource(w http.ResponseWriter, r *http.Request) {
+	key, ws, ok := c.authorize(w, r, access.SourcesWrite)
+	if !ok {
+		return
+	}
 	id := r.PathValue("id")
-	c.update(w, r, access.SourcesWrite, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
 		if _, err := source(wsp, id); err != nil {
 			return nil, err
 		}
@@ -260,18 +288,22 @@ func (c *configAPI) deleteSource(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *configAPI) rotateKey(w http.ResponseWriter, r *http.Request) {
+	key, ws, ok := c.authorize(w, r, access.SourcesWrite)
+	if !ok {
+		return
+	}
 	var body struct {
 		Retire    []string `json:"retire"`
 		RetireAll bool     `json:"retire_all"`
 	}
 	if r.ContentLength != 0 {
-		if err := decode(w, r, &body); err != nil {
+		if err := decode(w, r, &body, 64<<10); err != nil {
 			writeError(w, http.StatusBadRequest, `send {} or {"retire": ["<old key>", …]} or {"retire_all": true}: `+err.Error())
 			return
 		}
 	}
 	id := r.PathValue("id")
-	c.update(w, r, access.SourcesWrite, http.StatusCreated, func(wsp *sources.Workspace) (any, error) {
+	c.update(w, r, key, ws, http.StatusCreated, func(wsp *sources.Workspace) (any, error) {
 		src, err := source(wsp, id)
 		if err != nil {
 			return nil, err
@@ -294,8 +326,12 @@ func (c *configAPI) rotateKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *configAPI) revokeKey(w http.ResponseWriter, r *http.Request) {
+	key, ws, ok := c.authorize(w, r, access.SourcesWrite)
+	if !ok {
+		return
+	}
 	id, k := r.PathValue("id"), r.PathValue("key")
-	c.update(w, r, access.SourcesWrite, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
 		src, err := source(wsp, id)
 		if err != nil {
 			return nil, err
@@ -309,10 +345,14 @@ func (c *configAPI) revokeKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *configAPI) putPlan(w http.ResponseWriter, r *http.Request) {
+	key, ws, ok := c.authorize(w, r, access.ConfigWrite)
+	if !ok {
+		return
+	}
 	id := r.PathValue("id")
 	var plan json.RawMessage
 	if r.Method == http.MethodPut {
-		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
+		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxConfigBody))
 		if err == nil {
 			_, err = trackingplan.Compile(b)
 		}
@@ -322,7 +362,7 @@ func (c *configAPI) putPlan(w http.ResponseWriter, r *http.Request) {
 		}
 		plan = b
 	}
-	c.update(w, r, access.ConfigWrite, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
 		src, err := source(wsp, id)
 		if err != nil {
 			return nil, err
@@ -333,9 +373,13 @@ func (c *configAPI) putPlan(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *configAPI) putPII(w http.ResponseWriter, r *http.Request) {
+	key, ws, ok := c.authorize(w, r, access.ConfigWrite)
+	if !ok {
+		return
+	}
 	id := r.PathValue("id")
 	var rules []pii.Rule
-	if err := decode(w, r, &rules); err != nil {
+	if err := decode(w, r, &rules, maxConfigBody); err != nil {
 		writeError(w, http.StatusBadRequest, `send the rules as JSON, e.g. [{"path": "traits.email", "action": "hash"}]: `+err.Error())
 		return
 	}
@@ -343,7 +387,7 @@ func (c *configAPI) putPII(w http.ResponseWriter, r *http.Request) {
 		writeFieldError(w, http.StatusBadRequest, "pii: "+err.Error(), "sources["+id+"].pii")
 		return
 	}
-	c.update(w, r, access.ConfigWrite, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
 		src, err := source(wsp, id)
 		if err != nil {
 			return nil, err
@@ -354,8 +398,12 @@ func (c *configAPI) putPII(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *configAPI) putConsent(w http.ResponseWriter, r *http.Request) {
+	key, ws, ok := c.authorize(w, r, access.ConfigWrite)
+	if !ok {
+		return
+	}
 	var p consent.Policy
-	if err := decode(w, r, &p); err != nil {
+	if err := decode(w, r, &p, maxConfigBody); err != nil {
 		writeError(w, http.StatusBadRequest, `send the policy as JSON, e.g. {"required": ["analytics"]}: `+err.Error())
 		return
 	}
@@ -363,16 +411,20 @@ func (c *configAPI) putConsent(w http.ResponseWriter, r *http.Request) {
 		writeFieldError(w, http.StatusBadRequest, "consent: "+err.Error(), "consent")
 		return
 	}
-	c.update(w, r, access.ConfigWrite, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
 		wsp.Consent = p
 		return nil, nil
 	})
 }
 
 func (c *configAPI) putSegment(w http.ResponseWriter, r *http.Request) {
+	key, ws, ok := c.authorize(w, r, access.SegmentsWrite)
+	if !ok {
+		return
+	}
 	id := r.PathValue("id")
 	var def segments.Definition
-	if err := decodeLarge(w, r, &def); err != nil {
+	if err := decode(w, r, &def, maxConfigBody); err != nil {
 		writeError(w, http.StatusBadRequest, "send the segment definition as JSON (see pkg/segments): "+err.Error())
 		return
 	}
@@ -387,7 +439,7 @@ func (c *configAPI) putSegment(w http.ResponseWriter, r *http.Request) {
 		writeFieldError(w, http.StatusBadRequest, err.Error(), controlplane.SegmentField(id, err))
 		return
 	}
-	c.update(w, r, access.SegmentsWrite, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
 		for i := range wsp.Segments {
 			if wsp.Segments[i].ID == id {
 				wsp.Segments[i] = def
@@ -400,8 +452,12 @@ func (c *configAPI) putSegment(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *configAPI) deleteSegment(w http.ResponseWriter, r *http.Request) {
+	key, ws, ok := c.authorize(w, r, access.SegmentsWrite)
+	if !ok {
+		return
+	}
 	id := r.PathValue("id")
-	c.update(w, r, access.SegmentsWrite, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
 		n := len(wsp.Segments)
 		wsp.Segments = slices.DeleteFunc(wsp.Segments, func(d segments.Definition) bool { return d.ID == id })
 		if len(wsp.Segments) == n {
@@ -412,9 +468,13 @@ func (c *configAPI) deleteSegment(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *configAPI) putDestination(w http.ResponseWriter, r *http.Request) {
+	key, ws, ok := c.authorize(w, r, access.ConfigWrite)
+	if !ok {
+		return
+	}
 	id := r.PathValue("id")
 	var d webhook.Destination
-	if err := decode(w, r, &d); err != nil {
+	if err := decode(w, r, &d, maxConfigBody); err != nil {
 		writeError(w, http.StatusBadRequest, `send the destination as JSON, e.g. {"url": "https://crm.example/hook", "secret_env": "FP_CRM_SECRET", "segments": ["vip"]}: `+err.Error())
 		return
 	}
@@ -425,7 +485,7 @@ func (c *configAPI) putDestination(w http.ResponseWriter, r *http.Request) {
 		writeFieldError(w, http.StatusBadRequest, fmt.Sprintf("the destination's id %q is not the one of the path %q", d.ID, id), "destinations["+id+"].id")
 		return
 	}
-	c.update(w, r, access.ConfigWrite, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
 		for i := range wsp.Destinations {
 			if wsp.Destinations[i].ID == id {
 				wsp.Destinations[i] = d
@@ -438,8 +498,12 @@ func (c *configAPI) putDestination(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *configAPI) deleteDestination(w http.ResponseWriter, r *http.Request) {
+	key, ws, ok := c.authorize(w, r, access.ConfigWrite)
+	if !ok {
+		return
+	}
 	id := r.PathValue("id")
-	c.update(w, r, access.ConfigWrite, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
 		n := len(wsp.Destinations)
 		wsp.Destinations = slices.DeleteFunc(wsp.Destinations, func(d webhook.Destination) bool { return d.ID == id })
 		if len(wsp.Destinations) == n {
@@ -477,18 +541,58 @@ func (c *configAPI) apply(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	}
+	for _, wsp := range cfg.Workspaces {
+		if !key.CanAccess(wsp.ID) {
+			continue // skipped by may
+		}
+		var old *sources.Workspace
+		if cur, ok := c.store.Get(wsp.ID); ok {
+			old = &cur.Workspace
+		}
+		if err := c.checkEdit(r, key, old, wsp); err != nil {
+			var rf *controlplane.RefusedError
+			if errors.As(err, &rf) {
+				writeFieldError(w, http.StatusForbidden, "workspace "+wsp.ID+": "+rf.Msg, "workspaces["+wsp.ID+"]."+rf.Field)
+				return
+			}
+			c.writeStoreError(w, key, err)
+			return
+		}
+	}
 	rep, err := c.store.Apply(r.Context(), cfg, may, dry, "apply by "+by(key))
 	if err != nil {
-		writeStoreError(w, err)
+		c.writeStoreError(w, key, err)
 		return
 	}
 	writeJSON(w, rep)
 }
 
-// decodeLarge is decode for bodies up to 4 MiB (segments, sources).
-func decodeLarge(w http.ResponseWriter, r *http.Request, v any) error {
-	r.Body = http.MaxBytesReader(w, r.Body, 4<<20)
-	return decode(w, r, v)
+// maxConfigBody bounds the body of one control-plane edit (a workspace
+// document, a source, a segment, a tracking plan).
+const maxConfigBody = 4 << 20
+
+// writeStoreError answers err; a workspace key is not told which other
+// workspace holds a write key (sources.PublicMessage).
+func (c *configAPI) writeStoreError(w http.ResponseWriter, key access.Key, err error) {
+	var rf *controlplane.RefusedError
+	if errors.As(err, &rf) {
+		writeFieldError(w, http.StatusForbidden, rf.Msg, rf.Field)
+		return
+	}
+	var inv *controlplane.InvalidError
+	if errors.As(err, &inv) && !key.Operator() {
+		writeError(w, http.StatusBadRequest, "the configuration does not build: "+sources.PublicMessage(inv, key.Workspace))
+		return
+	}
+	if !errors.Is(err, controlplane.ErrNotFound) && !errors.As(err, new(*controlplane.ConflictError)) && !errors.As(err, new(*badRequest)) &&
+		!errors.As(err, new(*notFound)) && !errors.As(err, new(*conflict)) && !errors.As(err, &inv) {
+		if c.log != nil {
+			c.log.Warn("configuration store unavailable", "err", err)
+		}
+		writeError(w, http.StatusServiceUnavailable, "configuration store unavailable; retry")
+		return
+	}
+	writeStoreError(w, err)
 }
 
 func writeStoreError(w http.ResponseWriter, err error) {

@@ -197,8 +197,15 @@ func TestConfigCRUD(t *testing.T) {
 		{"PUT", p + "/sources/web/pii", wsKey, `[{"path": "traits.email", "action": "hash"}]`, 400, []string{"no pii_secret_env"}},
 		{"PUT", p + "/consent", wsKey, `{"required": ["analytics", "Analytics"]}`, 400, []string{`"field":"consent"`}},
 		{"PUT", p + "/consent", wsKey, `{"required": ["analytics"]}`, 200, []string{`"consent":{"required":["analytics"]}`}},
-		{"PUT", p + "/destinations/crm", wsKey, `{"url": "https://crm.example/h", "secret_env": "FP_TEST_CRM_SECRET", "segments": ["nope"]}`, 400, []string{`segment \"nope\" is not defined`}},
-		{"PUT", p + "/destinations/crm", wsKey, `{"url": "https://crm.example/h", "secret_env": "FP_TEST_CRM_SECRET", "segments": ["vip"]}`, 200, []string{`"destinations":[{"id":"crm"`}},
+		// secret_env names a server environment variable: only an operator
+		// key sets it; the workspace key may then change the rest.
+		{"PUT", p + "/destinations/crm", wsKey, `{"url": "https://crm.example/h", "secret_env": "FP_TEST_CRM_SECRET", "segments": ["vip"]}`, 403, []string{`"field":"destinations[crm].secret_env"`, "operator key"}},
+		{"PUT", p + "/destinations/crm", opKey, `{"url": "https://crm.example/h", "secret_env": "FP_TEST_CRM_SECRET", "segments": ["nope"]}`, 400, []string{`segment \"nope\" is not defined`}},
+		{"PUT", p + "/destinations/crm", opKey, `{"url": "https://crm.example/h", "secret_env": "FP_TEST_CRM_SECRET", "segments": ["vip"]}`, 200, []string{`"destinations":[{"id":"crm"`}},
+		{"PUT", p + "/destinations/crm", wsKey, `{"url": "https://169.254.169.254/latest/meta-data/", "secret_env": "FP_TEST_CRM_SECRET", "segments": ["vip"]}`, 403, []string{`"field":"destinations[crm].url"`, "internal address"}},
+		{"PUT", p + "/destinations/crm", wsKey, `{"url": "http://127.0.0.1:8123/", "secret_env": "FP_TEST_CRM_SECRET", "segments": ["vip"]}`, 403, []string{`"field":"destinations[crm].url"`}},
+		{"PUT", p + "/destinations/crm", wsKey, `{"url": "https://crm2.example/h", "secret_env": "FP_TEST_CRM_SECRET", "segments": ["vip"]}`, 200, []string{`"url":"https://crm2.example/h"`}},
+		{"PUT", p + "/destinations/ads", wsKey, `{"url": "https://ads.example/h", "secret_env": "FP_OTHER_WS_SECRET"}`, 403, []string{`"field":"destinations[ads].secret_env"`}},
 		{"DELETE", p + "/segments/vip", wsKey, "", 400, []string{`segment \"vip\" is not defined`}},
 		{"DELETE", p + "/destinations/crm", wsKey, "", 200, nil},
 		{"DELETE", p + "/segments/vip", wsKey, "", 200, nil},
@@ -374,4 +381,67 @@ func TestConfigReachesCollector(t *testing.T) {
 	start = time.Now()
 	within(5*time.Second, "the collector refuses the revoked key", func() bool { return track() == 401 })
 	t.Logf("revoked key refused after %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestConfigBodies: the key is checked before the body is read (401 for
+// any body without a key), bodies up to 4 MiB are taken, and a workspace
+// key is not told which workspace holds a write key it tried to use.
+func TestConfigBodies(t *testing.T) {
+	kc := testinfra.Kafka(t)
+	store := configStore(t, kc, configTopic(t, kc))
+	ws := testinfra.Unique(t)
+	srv := configServer(t, store, ws)
+	p := "/v1/workspaces/" + ws
+	for _, path := range []string{p, "/" + ws + "-other"} {
+		path = strings.TrimPrefix(path, "/")
+		if !strings.HasPrefix(path, "v1/") {
+			path = "v1/workspaces/" + path
+		}
+		if code, body := call(t, srv, "PUT", "/"+path, opKey, `{"version": 0, "sources": []}`); code != 201 {
+			t.Fatalf("create %s: %d %s", path, code, body)
+		}
+	}
+	junk := strings.Repeat("x", 5<<20)
+	for _, e := range []struct{ method, path string }{
+		{"PUT", p}, {"POST", p + "/sources"}, {"POST", p + "/sources/web/keys"}, {"PUT", p + "/sources/web/tracking-plan"},
+		{"PUT", p + "/sources/web/pii"}, {"PUT", p + "/consent"}, {"PUT", p + "/segments/vip"}, {"PUT", p + "/destinations/crm"},
+	} {
+		if code, body := call(t, srv, e.method, e.path, "", junk); code != 401 {
+			t.Errorf("%s %s without a key and a 5 MiB body: %d %.200s", e.method, e.path, code, body)
+		}
+	}
+
+	// A source whose JSON is over 64 KiB (the old, accidental limit).
+	origins := make([]string, 4000)
+	for i := range origins {
+		origins[i] = fmt.Sprintf("%q", fmt.Sprintf("https://shop-%04d.example", i))
+	}
+	big := `{"id": "web", "allowed_origins": [` + strings.Join(origins, ",") + `]}`
+	if len(big) < 64<<10 {
+		t.Fatalf("body of %d bytes is not over 64 KiB", len(big))
+	}
+	if code, body := call(t, srv, "POST", p+"/sources", wsKey, big); code != 201 {
+		t.Fatalf("a %d-byte source: %d %.300s", len(big), code, body)
+	}
+
+	// The other workspace's write key.
+	code, body := call(t, srv, "POST", "/v1/workspaces/"+ws+"-other/sources", opKey, `{"id": "app"}`)
+	if code != 201 {
+		t.Fatalf("other source: %d %s", code, body)
+	}
+	theirs := jsonOf(t, body)["write_key"].(string)
+	doc := fmt.Sprintf(`{"version": 2, "sources": [{"id": "web", "write_keys": [%q]}]}`, theirs)
+	code, body = call(t, srv, "PUT", p, wsKey, doc)
+	if code != 400 || !strings.Contains(body, "this write key is already in use") || strings.Contains(body, ws+"-other") || strings.Contains(body, `\"app\"`) {
+		t.Fatalf("workspace key reusing another workspace's write key: %d %s", code, body)
+	}
+	if code, body = call(t, srv, "PUT", p, opKey, doc); code != 400 || !strings.Contains(body, ws+"-other") {
+		t.Fatalf("operator key: %d %s", code, body)
+	}
+	// pii_secret_env names a server environment variable.
+	t.Setenv("FP_TEST_OTHER_PII_SECRET", "0123456789abcdef0123")
+	code, body = call(t, srv, "PUT", p, wsKey, `{"version": 2, "pii_secret_env": "FP_TEST_OTHER_PII_SECRET", "sources": []}`)
+	if code != 403 || !strings.Contains(body, `"field":"pii_secret_env"`) {
+		t.Fatalf("workspace key setting pii_secret_env: %d %s", code, body)
+	}
 }

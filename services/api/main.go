@@ -38,6 +38,7 @@ import (
 	"github.com/firstparty/firstparty/pkg/stage"
 	"github.com/firstparty/firstparty/pkg/suppression"
 	"github.com/firstparty/firstparty/pkg/topics"
+	"github.com/firstparty/firstparty/pkg/webhook"
 )
 
 type service struct {
@@ -52,6 +53,8 @@ type service struct {
 	sourcesFile     string
 	sourcesInterval time.Duration
 	configFrom      controlplane.Options
+	// destinations: where a workspace's own key may point a webhook.
+	destinations webhook.URLPolicy
 }
 
 func (s *service) RegisterFlags(fs *flag.FlagSet) {
@@ -63,6 +66,8 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.sourcesFile, "sources.file", "", "workspace configuration; its PII rules add to the fields masked for keys without pii:read. With -config.source=topic it seeds an empty config topic once")
 	fs.DurationVar(&s.sourcesInterval, "sources.reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
 	s.configFrom.RegisterFlags(fs)
+	fs.BoolVar(&s.destinations.AllowHTTP, "destinations.allow-http", false, "let workspace keys save webhook destinations with plain http URLs (operator keys always may)")
+	fs.BoolVar(&s.destinations.AllowPrivate, "destinations.allow-private", false, "let workspace keys save webhook destinations on loopback, private or link-local hosts (operator keys always may; the segmenter checks again at delivery, see FP_WEBHOOK_ALLOW_PRIVATE)")
 }
 
 func scopeNames() string {
@@ -120,8 +125,10 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 		a.Log.Warn("no admin keys configured (-admin.keys): every API request will get 401")
 	}
 	au := &auth{keys: s.keys, rules: func(ws string) []pii.Rule { return live.Current().PIIRules(ws) }}
-	newAPI(au, rdb, ch, s.clickhouse.Database, producer, s.topics.Profiles).register(a.Mux)
-	(&configAPI{auth: au, store: store}).register(a.Mux)
+	api := newAPI(au, rdb, ch, s.clickhouse.Database, producer, s.topics.Profiles)
+	api.privacy.svc.Log = a.Log
+	api.register(a.Mux)
+	(&configAPI{auth: au, store: store, destinations: s.destinations, log: a.Log}).register(a.Mux)
 	return nil
 }
 

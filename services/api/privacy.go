@@ -41,10 +41,10 @@ func (p *privacyAPI) register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/privacy/audit", p.audit)
 }
 
-// decode reads a JSON body of at most 64 KiB into v, refusing unknown
-// fields so a misspelt one is an error rather than ignored.
-func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+// decode reads a JSON body of at most limit bytes into v, refusing
+// unknown fields so a misspelt one is an error rather than ignored.
+func decode(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return err
@@ -53,6 +53,14 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return errors.New("data after the JSON object")
 	}
 	return nil
+}
+
+// logError logs what the client is not told: errors can quote the
+// identifiers of the request.
+func (p *privacyAPI) logError(msg string, err error) {
+	if p.svc.Log != nil {
+		p.svc.Log.Warn(msg, "err", err)
+	}
 }
 
 func (p *privacyAPI) erase(w http.ResponseWriter, r *http.Request) {
@@ -64,7 +72,7 @@ func (p *privacyAPI) erase(w http.ResponseWriter, r *http.Request) {
 		Identifier string `json:"identifier"`
 		Reason     string `json:"reason"`
 	}
-	err := decode(w, r, &body)
+	err := decode(w, r, &body, 64<<10)
 	id, okID := parseIdentifier(body.Identifier)
 	if err != nil || !okID || body.Reason == "" {
 		writeError(w, http.StatusBadRequest, `send {"identifier": "<type>:<value>", "reason": "the request's reference"}`)
@@ -72,7 +80,9 @@ func (p *privacyAPI) erase(w http.ResponseWriter, r *http.Request) {
 	}
 	rep, err := p.svc.Erase(r.Context(), key.Workspace, id, body.Reason)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "erase not finished ("+err.Error()+"); it is safe to send again")
+		// rep.Status names the step, never the error (it may quote the
+		// identifiers); the service logged the error.
+		writeError(w, http.StatusServiceUnavailable, "erase not finished: "+rep.Status+" (the request "+rep.RequestID+" resumes where it stopped); it is safe to send again")
 		return
 	}
 	writeJSON(w, privacy.MaskReport(rep, p.auth.redaction(key)))
@@ -100,7 +110,7 @@ func (p *privacyAPI) export(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Identifier string `json:"identifier"`
 	}
-	err := decode(w, r, &body)
+	err := decode(w, r, &body, 64<<10)
 	id, okID := parseIdentifier(body.Identifier)
 	if err != nil || !okID {
 		writeError(w, http.StatusBadRequest, `send {"identifier": "<type>:<value>"}, e.g. {"identifier": "email:a@b.c"}`)
@@ -108,7 +118,8 @@ func (p *privacyAPI) export(w http.ResponseWriter, r *http.Request) {
 	}
 	cw := &countingWriter{w: w}
 	if _, err := p.svc.Export(r.Context(), key.Workspace, id, cw, p.auth.redaction(key)); err != nil && cw.n == 0 {
-		writeError(w, http.StatusServiceUnavailable, "export not started ("+err.Error()+"); retry")
+		p.logError("export not started", err)
+		writeError(w, http.StatusServiceUnavailable, "export not started (Redis or ClickHouse unavailable); retry")
 	}
 	// Once the document has begun, a failure is told inside it
 	// ("complete": false, "error") and in the audit log.
@@ -126,7 +137,7 @@ func (p *privacyAPI) recordConsent(w http.ResponseWriter, r *http.Request) {
 		At         *time.Time      `json:"at"`
 	}
 	const usage = `send {"identifier": "<type>:<value>", "categories": {"analytics": true, "marketing": false}, "source": "where it came from", "at": "RFC 3339 time of the decision (optional, default now)"}`
-	if err := decode(w, r, &body); err != nil {
+	if err := decode(w, r, &body, 64<<10); err != nil {
 		writeError(w, http.StatusBadRequest, "the body is not valid ("+err.Error()+"); "+usage)
 		return
 	}
@@ -149,8 +160,13 @@ func (p *privacyAPI) recordConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ans, err := p.svc.RecordConsent(r.Context(), key.Workspace, id, u)
+	if errors.Is(err, privacy.ErrSuppressed) {
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	}
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "consent not recorded ("+err.Error()+"); it is safe to send again")
+		p.logError("consent not recorded", err)
+		writeError(w, http.StatusServiceUnavailable, "consent not recorded (Redis unavailable); it is safe to send again")
 		return
 	}
 	writeJSON(w, maskConsent(ans, p.auth.redaction(key)))
@@ -168,7 +184,8 @@ func (p *privacyAPI) readConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	ans, err := p.svc.ReadConsent(r.Context(), key.Workspace, id)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "consent unavailable ("+err.Error()+"); retry")
+		p.logError("consent unavailable", err)
+		writeError(w, http.StatusServiceUnavailable, "consent unavailable (Redis unavailable); retry")
 		return
 	}
 	writeJSON(w, maskConsent(ans, p.auth.redaction(key)))
