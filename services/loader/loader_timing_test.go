@@ -110,7 +110,15 @@ func BenchmarkTopicToTable(b *testing.B) {
 	}()
 	b.ResetTimer()
 	start := time.Now()
-	run := runLoader(b, kc, cc, names, group, nil)
+	// FP_BENCH_LOADER_ENV: NAME=VALUE words for the loader, for A/B runs
+	// ("FP_CONSUMER_BATCH_SIZE=5000").
+	extra := map[string]string{}
+	for _, kv := range strings.Fields(os.Getenv("FP_BENCH_LOADER_ENV")) {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			extra[k] = v
+		}
+	}
+	run := runLoader(b, kc, cc, names, group, extra)
 	// Until every row is in ClickHouse (the commit follows right after).
 	for count(b, conn, "SELECT count() FROM events") < uint64(n) {
 		if time.Since(start) > 10*time.Minute {
