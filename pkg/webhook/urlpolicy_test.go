@@ -80,7 +80,7 @@ func TestDeliveryChecksTheResolvedAddress(t *testing.T) {
 	if err != nil || len(fails) != 1 || !strings.Contains(fails[0].LastError, "internal address") || hits.Load() != 0 {
 		t.Fatalf("named internal host: %+v %v (hits %d)", fails, err, hits.Load())
 	}
-	d.Policy.AllowPrivate = true // the operator's FP_WEBHOOK_ALLOW_PRIVATE
+	d.Policy.AllowPrivate = true // the operator's -webhooks.allow-private
 	named.URL = "http://hooks.attacker.example:" + port + "/"
 	if fails, err := d.Deliver(context.Background(), []*Compiled{named}, membership("s", segmentv1.Transition_TRANSITION_ENTER)); err != nil || len(fails) != 0 || hits.Load() != 1 {
 		t.Fatalf("allowed by the operator: %+v %v", fails, err)

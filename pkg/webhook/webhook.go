@@ -56,7 +56,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -292,9 +291,9 @@ type Deliverer struct {
 	// Policy.AllowPrivate. A URL naming such an address literally
 	// ("http://10.0.0.5/hook", "http://localhost:9000") is delivered: the
 	// API refuses it from workspace keys, so only an operator saved it.
-	// NewDeliverer reads AllowPrivate from FP_WEBHOOK_ALLOW_PRIVATE=true.
-	// It applies to the client NewDeliverer builds; a Client set by the
-	// caller is used as it is.
+	// The segmenter sets AllowPrivate from -webhooks.allow-private. It
+	// applies to the client NewDeliverer builds; a Client set by the caller
+	// is used as it is.
 	Policy URLPolicy
 	// BaseBackoff is the first retry's delay (doubling, with jitter, up to
 	// MaxBackoff).
@@ -312,7 +311,7 @@ type Deliverer struct {
 // metrics with reg (nil: unregistered).
 func NewDeliverer(log *slog.Logger, reg prometheus.Registerer) *Deliverer {
 	d := &Deliverer{
-		Log: log, Policy: URLPolicy{AllowPrivate: os.Getenv("FP_WEBHOOK_ALLOW_PRIVATE") == "true"}, Now: time.Now, BaseBackoff: 500 * time.Millisecond, MaxBackoff: time.Minute,
+		Log: log, Now: time.Now, BaseBackoff: 500 * time.Millisecond, MaxBackoff: time.Minute,
 		Sleep: func(ctx context.Context, d time.Duration) bool {
 			t := time.NewTimer(d)
 			defer t.Stop()

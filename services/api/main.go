@@ -67,7 +67,7 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.sourcesInterval, "sources.reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
 	s.configFrom.RegisterFlags(fs)
 	fs.BoolVar(&s.destinations.AllowHTTP, "destinations.allow-http", false, "let workspace keys save webhook destinations with plain http URLs (operator keys always may)")
-	fs.BoolVar(&s.destinations.AllowPrivate, "destinations.allow-private", false, "let workspace keys save webhook destinations on loopback, private or link-local hosts (operator keys always may; the segmenter checks again at delivery, see FP_WEBHOOK_ALLOW_PRIVATE)")
+	fs.BoolVar(&s.destinations.AllowPrivate, "destinations.allow-private", false, "let workspace keys save webhook destinations on loopback, private or link-local hosts (operator keys always may; the segmenter checks again at delivery, see its -webhooks.allow-private)")
 }
 
 func scopeNames() string {

@@ -39,6 +39,7 @@ type service struct {
 	lease           time.Duration
 	backfillEvery   time.Duration
 	webhooks        bool
+	webhookPrivate  bool
 	webhookConc     int
 
 	// now is the clock (tests move it).
@@ -64,6 +65,7 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.backfillEvery, "backfill.interval", 2*time.Second, "how often new segments are looked for, to backfill their membership")
 	fs.BoolVar(&s.webhooks, "webhooks.enabled", true, "deliver transitions to the workspaces' webhook destinations (consumer group <group>-webhooks)")
 	fs.IntVar(&s.webhookConc, "webhooks.concurrency", 32, "transitions delivered at once")
+	fs.BoolVar(&s.webhookPrivate, "webhooks.allow-private", false, "deliver to destinations whose host name resolves to a loopback, private or link-local address (a URL naming such an address literally is delivered anyway: only an operator can save one)")
 }
 
 func (s *service) Validate() error {
@@ -108,7 +110,9 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 	a.Go("timers", sch.runTimers)
 	a.Go("backfills", func(ctx context.Context) error { return sch.runBackfills(ctx, s.backfillEvery) })
 	if s.webhooks {
-		wh := &webhooks{topics: s.topics, reg: live.Current, deliverer: webhook.NewDeliverer(a.Log, a.Registry), concurrency: s.webhookConc, now: s.now}
+		deliverer := webhook.NewDeliverer(a.Log, a.Registry)
+		deliverer.Policy.AllowPrivate = s.webhookPrivate
+		wh := &webhooks{topics: s.topics, reg: live.Current, deliverer: deliverer, concurrency: s.webhookConc, now: s.now}
 		cc := s.consumer
 		cc.GroupID += "-webhooks"
 		if err := deps.Stage(a, "webhooks", s.kafka, cc, p, wh, s.topics.Membership); err != nil {
