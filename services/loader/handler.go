@@ -74,13 +74,13 @@ type rowsBatch struct {
 }
 
 func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Result, error) {
-	rb := h.convert(batch)
+	rb, err := h.streamEvents(ctx, batch)
+	if err != nil {
+		return stage.Result{}, err
+	}
 	ids, err := h.identities.identityRows(ctx, rb.changeMsgs, &h.clock)
 	if err != nil {
 		h.m.insertErrors.WithLabelValues(identitiesTable.name).Inc()
-		return stage.Result{}, err
-	}
-	if err := insert(ctx, h, eventsTable, rb.events); err != nil {
 		return stage.Result{}, err
 	}
 	if err := insert(ctx, h, rejectedTable, rb.rejected); err != nil {
@@ -98,10 +98,90 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 	return stage.Result{}, nil
 }
 
+// streamChunk is how many messages are decoded at a time while the
+// previous ones are encoded and sent.
+const streamChunk = 2000
+
+// streamEvents converts the batch and inserts its events as one INSERT,
+// chunk by chunk: a goroutine decodes the next chunk while this one
+// encodes the last and sends it (Flush), so the loader's decoding and the
+// driver's encoding run on two cores, and ClickHouse reads blocks while
+// the rest are decoded. It returns the other tables' rows. The server
+// squashes the blocks of one INSERT into one part (min_insert_block_size_rows),
+// so the part count is that of one insert per batch.
+func (h *handler) streamEvents(ctx context.Context, batch []kafka.Message) (rowsBatch, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan []eventRow, 1)
+	var rest rowsBatch
+	go func() {
+		defer close(chunks)
+		for start := 0; start < len(batch); start += streamChunk {
+			var rb rowsBatch
+			h.convertInto(&rb, batch[start:min(start+streamChunk, len(batch))])
+			rest.rejected = append(rest.rejected, rb.rejected...)
+			rest.changes = append(rest.changes, rb.changes...)
+			rest.changeMsgs = append(rest.changeMsgs, rb.changeMsgs...)
+			rest.memberships = append(rest.memberships, rb.memberships...)
+			if len(rb.events) == 0 {
+				continue
+			}
+			select {
+			case chunks <- rb.events:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var ins *streamInsert[eventRow]
+	var n int
+	var err error
+	start := time.Now()
+	for rows := range chunks {
+		if err != nil {
+			continue // drain, so the converter ends
+		}
+		if ins == nil {
+			if ins, err = startInsert[eventRow](ctx, h.conn, eventsTable); err != nil {
+				cancel()
+				continue
+			}
+		}
+		if err = ins.add(rows); err != nil {
+			cancel()
+			continue
+		}
+		n += len(rows)
+	}
+	if err == nil && ins != nil {
+		err = ins.send()
+	}
+	if ins != nil {
+		h.m.insertSeconds.WithLabelValues(eventsTable.name).Observe(time.Since(start).Seconds())
+	}
+	if err != nil {
+		if ins != nil {
+			ins.abort()
+		}
+		h.m.insertErrors.WithLabelValues(eventsTable.name).Inc()
+		return rowsBatch{}, fmt.Errorf("inserting %d rows into %s: %w", n, eventsTable.name, err)
+	}
+	if n > 0 {
+		h.m.rows.WithLabelValues(eventsTable.name).Add(float64(n))
+	}
+	return rest, nil
+}
+
 // convert decodes every message into its table's row; what cannot be
 // decoded or lacks its ids becomes a rejected_events row.
 func (h *handler) convert(batch []kafka.Message) rowsBatch {
 	var rb rowsBatch
+	h.convertInto(&rb, batch)
+	return rb
+}
+
+// convertInto is convert, appending to rb.
+func (h *handler) convertInto(rb *rowsBatch, batch []kafka.Message) {
 	loadedAt := h.now()
 	for _, msg := range batch {
 		m := meta{traceID: kafkaclient.TraceID(msg), loadedAt: loadedAt, msgTime: msg.Time}
@@ -161,7 +241,6 @@ func (h *handler) convert(batch []kafka.Message) rowsBatch {
 			bad(fmt.Errorf("the loader does not read topic %q", msg.Topic), [3]string{})
 		}
 	}
-	return rb
 }
 
 func origin(m kafka.Message) string {
@@ -185,26 +264,55 @@ func insert[R any](ctx context.Context, h *handler, t table, rows []R) error {
 	return nil
 }
 
-// sendBatch appends the rows column by column: one typed slice per
-// column, handed to the driver whole, which costs far less than mapping
-// every row's struct by its tags (AppendStruct).
+// sendBatch inserts rows as one batch.
 func sendBatch[R any](ctx context.Context, conn driver.Conn, t table, rows []R) error {
-	plan, err := planFor[R](t)
+	ins, err := startInsert[R](ctx, conn, t)
 	if err != nil {
 		return err
+	}
+	if err := ins.add(rows); err != nil {
+		ins.abort()
+		return err
+	}
+	return ins.send()
+}
+
+// streamInsert is one INSERT whose rows arrive in parts. Rows are appended
+// column by column: one typed slice per column, handed to the driver
+// whole, which costs far less than mapping every row's struct by its tags
+// (AppendStruct).
+type streamInsert[R any] struct {
+	b    driver.Batch
+	plan *columnPlan
+	t    table
+}
+
+func startInsert[R any](ctx context.Context, conn driver.Conn, t table) (*streamInsert[R], error) {
+	plan, err := planFor[R](t)
+	if err != nil {
+		return nil, err
 	}
 	b, err := conn.PrepareBatch(ctx, t.insertSQL())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for j := range plan.fields {
-		if err := b.Column(j).Append(columnOf(rows, plan.fields[j], plan.types[j], plan.offsets[j])); err != nil {
-			_ = b.Abort()
-			return fmt.Errorf("column %s: %w", t.columns[j], err)
+	return &streamInsert[R]{b: b, plan: plan, t: t}, nil
+}
+
+// add appends rows and sends them to the server as a block.
+func (s *streamInsert[R]) add(rows []R) error {
+	for j := range s.plan.fields {
+		if err := s.b.Column(j).Append(columnOf(rows, s.plan.fields[j], s.plan.types[j], s.plan.offsets[j])); err != nil {
+			return fmt.Errorf("column %s: %w", s.t.columns[j], err)
 		}
 	}
-	return b.Send()
+	return s.b.Flush()
 }
+
+// send ends the INSERT; ClickHouse has every row when it returns nil.
+func (s *streamInsert[R]) send() error { return s.b.Send() }
+
+func (s *streamInsert[R]) abort() { _ = s.b.Abort() }
 
 // columnPlan maps a table's columns, in insert order, to a row type's fields.
 type columnPlan struct {
