@@ -68,7 +68,7 @@ fuzz: ## run every fuzz target for FUZZTIME each
 			echo "=== $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done; done) || exit 1; done
 
 .PHONY: bench
-bench: servers ## the benchmark in one run (~10 min): each stage vs its server's own tool, the pipeline at rising rates; one table + .local/bench/bench.{json,png}
+bench: servers ## the benchmark in one run (~7 min): each stage vs its server's own tool, the pipeline at rising rates; one table + .local/bench/bench.{json,png}
 	@deploy/bench/bench.sh
 
 .PHONY: bench-go

@@ -14,12 +14,12 @@
 # Writes .local/bench/bench.txt (the table), bench.json and bench.png (a
 # chart), keeps each step's own JSON and log beside them, and compares
 # with the previous run (bench.prev.json) so two runs can be held side by
-# side. Takes about 10 minutes on the 2-core box.
+# side. Takes about 7 minutes on the 2-core box.
 #
 #   deploy/bench/bench.sh            (make bench)
 #
-# Knobs (environment): FP_BENCH_RATES (pipeline rates, "1000,2000,3000,5000"),
-# FP_BENCH_PIPELINE_SECONDS (30 per rate), FP_BENCH_COLLECTOR_BATCHES
+# Knobs (environment): FP_BENCH_RATES (pipeline rates, "1000,2000,3000,4000,5000"),
+# FP_BENCH_PIPELINE_SECONDS (40 per rate), FP_BENCH_COLLECTOR_BATCHES
 # ("1 20"), FP_BENCH_COLLECTOR_SECONDS (20 per batch size), FP_BENCH_ROWS
 # (loader rows, 200000), FP_BENCH_SKIP (steps to leave out, e.g. "stitcher
 # loader"; their columns show –).
@@ -67,8 +67,8 @@ step 2 "stitcher (identity resolution) vs redis-benchmark"
 run stitcher "$root/deploy/bench/stitcher.sh"
 step 3 "loader (Kafka → ClickHouse) vs clickhouse-client inserting the same rows"
 run loader "$root/deploy/bench/loader.sh"
-step 4 "the whole pipeline at ${FP_BENCH_RATES:-1000,2000,3000,5000} events/s"
-run pipeline env FP_BENCH_RATES="${FP_BENCH_RATES:-1000,2000,3000,5000}" FP_BENCH_SECONDS="${FP_BENCH_PIPELINE_SECONDS:-30}" \
+step 4 "the whole pipeline at ${FP_BENCH_RATES:-1000,2000,3000,4000,5000} events/s"
+run pipeline env FP_BENCH_RATES="${FP_BENCH_RATES:-1000,2000,3000,4000,5000}" FP_BENCH_SECONDS="${FP_BENCH_PIPELINE_SECONDS:-40}" \
 	"$root/deploy/bench/pipeline.sh"
 
 took=$(($(date +%s) - started))
