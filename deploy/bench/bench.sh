@@ -14,7 +14,9 @@
 # Writes .local/bench/bench.txt (the table), bench.json and bench.png (a
 # chart), keeps each step's own JSON and log beside them, and compares
 # with the previous run (bench.prev.json) so two runs can be held side by
-# side. Takes about 7 minutes on the 2-core box.
+# side. Takes about 7 minutes on the 2-core box (each rate is followed by up to
+# 60 s for the pipeline to drain, so no step inherits the backlog of the one
+# before).
 #
 #   deploy/bench/bench.sh            (make bench)
 #

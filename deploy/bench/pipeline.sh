@@ -16,7 +16,8 @@
 # running `make up`. Takes about 3 minutes with the defaults.
 #
 # Knobs (environment): FP_BENCH_RATES ("1000,5000"), FP_BENCH_SECONDS (30 per
-# rate), FP_BENCH_SEGMENTS (50), FP_BENCH_PARTITIONS (6), FP_BENCH_BATCH (10
+# rate), FP_BENCH_DRAIN (60: longest wait in s after a rate for its last
+# probes), FP_BENCH_SEGMENTS (50), FP_BENCH_PARTITIONS (6), FP_BENCH_BATCH (10
 # events per request), FP_BENCH_PROBE_EVERY (20), FP_BENCH_STAGE_ENV (extra
 # NAME=VALUE words for the validator, stitcher and segmenter, for A/B runs:
 # "FP_CONSUMER_BATCH_WAIT=5ms FP_KAFKA_BATCH_TIMEOUT=1ms").
@@ -29,6 +30,9 @@ nsegments=${FP_BENCH_SEGMENTS:-50}
 partitions=${FP_BENCH_PARTITIONS:-6}
 batch=${FP_BENCH_BATCH:-10}
 probe_every=${FP_BENCH_PROBE_EVERY:-20}
+# After each rate, wait up to this long for its last probes, so a step the
+# pipeline could not keep up with does not leave its backlog to the next.
+drain=${FP_BENCH_DRAIN:-60}
 local_dir=${FP_LOCAL_DIR:-$root/.local}
 out_dir=$local_dir/bench
 
@@ -151,7 +155,7 @@ log "driving ${rates} events/s for ${seconds} s each"
 "$work/pipebench" -url http://127.0.0.1:18180 -write-key "$write_key" -brokers "$FP_KAFKA_BROKERS" \
 	-topic.resolved "${prefix}cdp.events.resolved" -topic.membership "${prefix}cdp.segments.membership" \
 	-clickhouse "$FP_CLICKHOUSE_HTTP" -clickhouse.database "$db" \
-	-rates "$rates" -duration "${seconds}s" -batch "$batch" -probe-every "$probe_every" -metrics "$metrics" >"$work/result.json"
+	-rates "$rates" -duration "${seconds}s" -drain "${drain}s" -batch "$batch" -probe-every "$probe_every" -metrics "$metrics" >"$work/result.json"
 
 rss='{}'
 for s in "${services[@]}"; do

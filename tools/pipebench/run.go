@@ -172,9 +172,12 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 		s.EventsSent, s.FailedEvents, s.Probes, s.FirstError = sent, failed, probes, firstErr
 		s.AchievedRate = float64(sent-failed) / elapsed.Seconds()
 		s.ElapsedSeconds = elapsed.Seconds()
-		b.waitOutstanding(ctx, i, cfg.Drain)
+		// Throughput is what each stage handled while the rate was
+		// offered: a stage that keeps up shows the rate, one that cannot
+		// shows its ceiling (the drain after it is not counted).
 		after := scrapeAll(ctx, cfg.Metrics)
 		window := time.Since(start).Seconds()
+		b.waitOutstanding(ctx, i, cfg.Drain)
 		s.Throughput = map[string]float64{}
 		for svc := range cfg.Metrics {
 			s.Throughput[svc] = (after[svc].processed - before[svc].processed) / window
