@@ -3,7 +3,8 @@ package controlplane
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/firstparty/firstparty/pkg/segments"
 	"github.com/firstparty/firstparty/pkg/sources"
@@ -12,7 +13,7 @@ import (
 
 func segID(d segments.Definition) string     { return d.ID }
 func destID(d webhook.Destination) string    { return d.ID }
-func wsOf(docs map[string]Document) []string { return sortedKeys(docs) }
+func wsOf(docs map[string]Document) []string { return slices.Sorted(maps.Keys(docs)) }
 
 // Record is one message of the config topic, decoded: Doc nil is a
 // tombstone (the workspace was deleted). Revision identifies the write
@@ -75,7 +76,7 @@ func (s *State) LatestRecord(ws string) (Record, bool) {
 // Documents lists the latest accepted documents, by workspace id.
 func (s *State) Documents() []Document {
 	out := make([]Document, 0, len(s.latest))
-	for _, ws := range sortedKeys(s.latest) {
+	for _, ws := range slices.Sorted(maps.Keys(s.latest)) {
 		out = append(out, *s.latest[ws].Doc)
 	}
 	return out
@@ -217,15 +218,6 @@ func Merge(docs map[string]Document) sources.Config {
 		c.Workspaces = append(c.Workspaces, docs[ws].Workspace)
 	}
 	return c
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // errorsOf joins the errors of outcomes (for a log line).

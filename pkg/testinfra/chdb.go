@@ -37,11 +37,7 @@ func CurrentClickHouse(t testing.TB) *CurrentCH {
 	t.Helper()
 	py := os.Getenv("FP_CHDB_PYTHON")
 	if py == "" {
-		msg := "FP_CHDB_PYTHON is not set: run deploy/local/servers.sh install clickhouse (installs chDB, a current ClickHouse engine) and export its servers.env"
-		if os.Getenv("FP_REQUIRE_SERVERS") == "1" {
-			t.Fatal(msg + " (FP_REQUIRE_SERVERS=1 forbids skipping)")
-		}
-		t.Skip(msg)
+		absent(t, "FP_CHDB_PYTHON is not set: run deploy/local/servers.sh install clickhouse (installs chDB, a current ClickHouse engine) and export its servers.env")
 	}
 	if _, err := os.Stat(py); err != nil {
 		t.Fatalf("FP_CHDB_PYTHON=%s: %v (deploy/local/servers.sh install clickhouse)", py, err)

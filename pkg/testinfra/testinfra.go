@@ -76,11 +76,7 @@ func ClickHouseHTTP(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv("FP_CLICKHOUSE_HTTP")
 	if u == "" {
-		msg := "FP_CLICKHOUSE_HTTP is not set: " + howTo
-		if os.Getenv("FP_REQUIRE_SERVERS") == "1" {
-			t.Fatal(msg + " (FP_REQUIRE_SERVERS=1 forbids skipping)")
-		}
-		t.Skip(msg)
+		absent(t, "FP_CLICKHOUSE_HTTP is not set: "+howTo)
 	}
 	return strings.TrimSuffix(u, "/")
 }
@@ -147,12 +143,18 @@ func endpoint(t testing.TB, env string, start func(context.Context) (string, err
 		}
 		return s.addr
 	}
-	msg := fmt.Sprintf("%s is not set and no Docker engine answers: %s", env, howTo)
+	absent(t, fmt.Sprintf("%s is not set and no Docker engine answers: %s", env, howTo))
+	return ""
+}
+
+// absent skips the test for a server that is not there, or fails it under
+// FP_REQUIRE_SERVERS=1, so a suite can never pass by running nothing.
+func absent(t testing.TB, msg string) {
+	t.Helper()
 	if os.Getenv("FP_REQUIRE_SERVERS") == "1" {
 		t.Fatal(msg + " (FP_REQUIRE_SERVERS=1 forbids skipping)")
 	}
 	t.Skip(msg)
-	return ""
 }
 
 // reachable checks the first address of a comma-separated list.

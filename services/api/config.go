@@ -440,13 +440,7 @@ func (c *configAPI) putSegment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
-		for i := range wsp.Segments {
-			if wsp.Segments[i].ID == id {
-				wsp.Segments[i] = def
-				return nil, nil
-			}
-		}
-		wsp.Segments = append(wsp.Segments, def)
+		wsp.Segments = upsertByID(wsp.Segments, def, segmentID)
 		return nil, nil
 	})
 }
@@ -458,9 +452,8 @@ func (c *configAPI) deleteSegment(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
-		n := len(wsp.Segments)
-		wsp.Segments = slices.DeleteFunc(wsp.Segments, func(d segments.Definition) bool { return d.ID == id })
-		if len(wsp.Segments) == n {
+		var found bool
+		if wsp.Segments, found = deleteByID(wsp.Segments, id, segmentID); !found {
 			return nil, &notFound{"segment " + id + " not found in workspace " + wsp.ID}
 		}
 		return nil, nil
@@ -486,13 +479,7 @@ func (c *configAPI) putDestination(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
-		for i := range wsp.Destinations {
-			if wsp.Destinations[i].ID == id {
-				wsp.Destinations[i] = d
-				return nil, nil
-			}
-		}
-		wsp.Destinations = append(wsp.Destinations, d)
+		wsp.Destinations = upsertByID(wsp.Destinations, d, destinationID)
 		return nil, nil
 	})
 }
@@ -504,13 +491,32 @@ func (c *configAPI) deleteDestination(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
-		n := len(wsp.Destinations)
-		wsp.Destinations = slices.DeleteFunc(wsp.Destinations, func(d webhook.Destination) bool { return d.ID == id })
-		if len(wsp.Destinations) == n {
+		var found bool
+		if wsp.Destinations, found = deleteByID(wsp.Destinations, id, destinationID); !found {
 			return nil, &notFound{"destination " + id + " not found in workspace " + wsp.ID}
 		}
 		return nil, nil
 	})
+}
+
+func segmentID(d segments.Definition) string     { return d.ID }
+func destinationID(d webhook.Destination) string { return d.ID }
+
+// upsertByID replaces the element of list with v's id by v, or appends v.
+func upsertByID[T any](list []T, v T, id func(T) string) []T {
+	if i := slices.IndexFunc(list, func(e T) bool { return id(e) == id(v) }); i >= 0 {
+		list[i] = v
+		return list
+	}
+	return append(list, v)
+}
+
+// deleteByID removes the elements of list whose id is want, and reports
+// whether there was one.
+func deleteByID[T any](list []T, want string, id func(T) string) ([]T, bool) {
+	n := len(list)
+	list = slices.DeleteFunc(list, func(e T) bool { return id(e) == want })
+	return list, len(list) < n
 }
 
 // apply serves POST /v1/config:apply: the body is a whole configuration

@@ -156,20 +156,13 @@ func (h *handler) streamEvents(ctx context.Context, batch []kafka.Message) (rows
 	if err == nil && ins != nil {
 		err = ins.send()
 	}
-	if ins != nil {
-		h.m.insertSeconds.WithLabelValues(eventsTable.name).Observe(time.Since(start).Seconds())
+	if err != nil && ins != nil {
+		ins.abort()
 	}
-	if err != nil {
-		if ins != nil {
-			ins.abort()
-		}
-		h.m.insertErrors.WithLabelValues(eventsTable.name).Inc()
-		return rowsBatch{}, fmt.Errorf("inserting %d rows into %s: %w", n, eventsTable.name, err)
+	if ins != nil || err != nil {
+		err = h.observe(eventsTable, n, start, err)
 	}
-	if n > 0 {
-		h.m.rows.WithLabelValues(eventsTable.name).Add(float64(n))
-	}
-	return rest, nil
+	return rest, err
 }
 
 // convert decodes every message into its table's row; what cannot be
@@ -254,13 +247,18 @@ func insert[R any](ctx context.Context, h *handler, t table, rows []R) error {
 		return nil
 	}
 	start := time.Now()
-	err := sendBatch(ctx, h.conn, t, rows)
+	return h.observe(t, len(rows), start, sendBatch(ctx, h.conn, t, rows))
+}
+
+// observe counts one insert of n rows into t that began at start and
+// ended with err, and wraps err with the table.
+func (h *handler) observe(t table, n int, start time.Time, err error) error {
 	h.m.insertSeconds.WithLabelValues(t.name).Observe(time.Since(start).Seconds())
 	if err != nil {
 		h.m.insertErrors.WithLabelValues(t.name).Inc()
-		return fmt.Errorf("inserting %d rows into %s: %w", len(rows), t.name, err)
+		return fmt.Errorf("inserting %d rows into %s: %w", n, t.name, err)
 	}
-	h.m.rows.WithLabelValues(t.name).Add(float64(len(rows)))
+	h.m.rows.WithLabelValues(t.name).Add(float64(n))
 	return nil
 }
 
