@@ -1,8 +1,11 @@
 package main
 
 import (
-	"net/http"
+	"context"
 	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/firstparty/firstparty/pkg/access"
 	"github.com/firstparty/firstparty/pkg/pii"
@@ -21,11 +24,18 @@ type auth struct {
 	rules func(ws string) []pii.Rule
 }
 
-func (a *auth) authorize(w http.ResponseWriter, r *http.Request, scope access.Scope) (access.Key, bool) {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+// authorize authenticates the call's key (metadata "authorization:
+// Bearer <key>"; the gateway passes the HTTP header on) and checks scope.
+func (a *auth) authorize(ctx context.Context, scope access.Scope) (access.Key, error) {
+	var header string
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("authorization"); len(v) > 0 {
+			header = v[0]
+		}
+	}
+	token, ok := strings.CutPrefix(header, "Bearer ")
 	if !ok || token == "" {
-		writeError(w, http.StatusUnauthorized, "send an admin key as Authorization: Bearer <key>")
-		return access.Key{}, false
+		return access.Key{}, rpcError(codes.Unauthenticated, "send an admin key as Authorization: Bearer <key>")
 	}
 	k, ok := a.keys.Authenticate(token)
 	if !ok {
@@ -33,14 +43,12 @@ func (a *auth) authorize(w http.ResponseWriter, r *http.Request, scope access.Sc
 		if strings.HasPrefix(token, access.WriteKeyPrefix) {
 			msg = "a write key can only send events to the collector; the API needs an admin key as Authorization: Bearer <key>"
 		}
-		writeError(w, http.StatusUnauthorized, msg)
-		return access.Key{}, false
+		return access.Key{}, rpcError(codes.Unauthenticated, msg)
 	}
 	if !k.Has(scope) {
-		writeError(w, http.StatusForbidden, "this key lacks the scope "+string(scope))
-		return access.Key{}, false
+		return access.Key{}, rpcError(codes.PermissionDenied, "this key lacks the scope "+string(scope), withScope(string(scope)))
 	}
-	return k, true
+	return k, nil
 }
 
 // redaction is how k sees personal data: nil (in clear) with pii:read.

@@ -76,7 +76,7 @@ func (c *configAPI) register(mux *http.ServeMux) {
 // authorize checks the scope and that the key may act on the workspace of
 // the path; another workspace is "not found".
 func (c *configAPI) authorize(w http.ResponseWriter, r *http.Request, scope access.Scope) (access.Key, string, bool) {
-	key, ok := c.auth.authorize(w, r, scope)
+	key, ok := c.auth.authorizeHTTP(w, r, scope)
 	if !ok {
 		return key, "", false
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,10 +20,22 @@ import (
 // the given keys; rules are the workspaces' PII rules.
 func testServer(t *testing.T, rdb redis.UniversalClient, ch driver.Conn, db string, changes stage.Sink, topic string, keys map[string]access.Key, rules ...pii.Rule) *httptest.Server {
 	t.Helper()
+	a := newAPI(&auth{keys: access.Static(keys), rules: func(string) []pii.Rule { return rules }}, rdb, ch, db, changes, topic)
+	return serve(t, a)
+}
+
+// serve serves a's REST face (through the gateway, as in production).
+func serve(t *testing.T, a *api) *httptest.Server {
+	t.Helper()
+	gs := a.grpcServer(newRPCMetrics(nil, nil))
+	gw, err := a.gateway(context.Background(), gs)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
-	newAPI(&auth{keys: access.Static(keys), rules: func(string) []pii.Rule { return rules }}, rdb, ch, db, changes, topic).register(mux)
+	a.register(mux, gw)
 	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() { srv.Close(); _ = gw.Close(); gs.Stop() })
 	return srv
 }
 

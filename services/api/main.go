@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -18,7 +19,12 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 
 	"github.com/firstparty/firstparty/pkg/access"
 	"github.com/firstparty/firstparty/pkg/app"
@@ -39,6 +45,7 @@ import (
 	"github.com/firstparty/firstparty/pkg/suppression"
 	"github.com/firstparty/firstparty/pkg/topics"
 	"github.com/firstparty/firstparty/pkg/webhook"
+	apiv1 "github.com/firstparty/firstparty/proto/api/v1"
 )
 
 type service struct {
@@ -55,6 +62,8 @@ type service struct {
 	configFrom      controlplane.Options
 	// destinations: where a workspace's own key may point a webhook.
 	destinations webhook.URLPolicy
+	// grpcAddr: the gRPC face of the API; empty: REST only.
+	grpcAddr string
 }
 
 func (s *service) RegisterFlags(fs *flag.FlagSet) {
@@ -66,6 +75,7 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.sourcesFile, "sources.file", "", "workspace configuration; its PII rules add to the fields masked for keys without pii:read. With -config.source=topic it seeds an empty config topic once")
 	fs.DurationVar(&s.sourcesInterval, "sources.reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
 	s.configFrom.RegisterFlags(fs)
+	fs.StringVar(&s.grpcAddr, "grpc-addr", ":8091", "listen address of the gRPC face of the API (the REST face is on the HTTP address); empty: off")
 	fs.BoolVar(&s.destinations.AllowHTTP, "destinations.allow-http", false, "let workspace keys save webhook destinations with plain http URLs (operator keys always may)")
 	fs.BoolVar(&s.destinations.AllowPrivate, "destinations.allow-private", false, "let workspace keys save webhook destinations on loopback, private or link-local hosts (operator keys always may; the segmenter checks again at delivery, see its -webhooks.allow-private)")
 }
@@ -84,6 +94,11 @@ func (s *service) Validate() error {
 		return config.Field("admin.keys", "%v", err)
 	}
 	s.keys = keys
+	if s.grpcAddr != "" {
+		if _, _, err := net.SplitHostPort(s.grpcAddr); err != nil {
+			return config.Field("grpc-addr", "%q is not host:port", s.grpcAddr)
+		}
+	}
 	if s.sourcesFile != "" {
 		if _, err := os.Stat(s.sourcesFile); err != nil {
 			return config.Field("sources.file", "%v", err)
@@ -127,8 +142,24 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 	au := &auth{keys: s.keys, rules: func(ws string) []pii.Rule { return live.Current().PIIRules(ws) }}
 	api := newAPI(au, rdb, ch, s.clickhouse.Database, producer, s.topics.Profiles)
 	api.privacy.svc.Log = a.Log
-	api.register(a.Mux)
-	(&configAPI{auth: au, store: store, destinations: s.destinations, log: a.Log}).register(a.Mux)
+	api.config = &configAPI{auth: au, store: store, destinations: s.destinations, log: a.Log}
+	srv := api.grpcServer(newRPCMetrics(a.Registry, a.Log))
+	gw, err := api.gateway(ctx, srv)
+	if err != nil {
+		return err
+	}
+	a.OnStop("rest gateway", func(context.Context) error { return gw.Close() })
+	api.register(a.Mux, gw)
+	if s.grpcAddr != "" {
+		a.Go("grpc server", func(ctx context.Context) error {
+			ln, err := net.Listen("tcp", s.grpcAddr)
+			if err != nil {
+				return fmt.Errorf("listening on %s: %w", s.grpcAddr, err)
+			}
+			a.Log.Info("grpc admin api listening", "addr", ln.Addr().String())
+			return serveGRPC(ctx, srv, ln, a.DrainTimeout())
+		})
+	}
 	return nil
 }
 
@@ -167,10 +198,11 @@ func (s *service) seed(a *app.App, store *controlplane.Store) {
 	})
 }
 
-// api is every endpoint, wired to its stores.
+// api is every service, wired to its stores.
 type api struct {
 	profiles *profileAPI
 	privacy  *privacyAPI
+	config   *configAPI // nil: no control plane (tests of the other services)
 }
 
 // newAPI wires the endpoints; ch may be nil (no history: the events
@@ -189,9 +221,55 @@ func newAPI(au *auth, rdb redis.UniversalClient, ch driver.Conn, database string
 	}
 }
 
-func (a *api) register(mux *http.ServeMux) {
-	a.profiles.register(mux)
+// grpcServer serves every service over gRPC, with reflection (grpcurl)
+// and the standard health service.
+func (a *api) grpcServer(m *rpcMetrics) *grpc.Server {
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(maxBody+64<<10),
+		grpc.ChainUnaryInterceptor(m.unary), grpc.ChainStreamInterceptor(m.stream))
+	apiv1.RegisterProfileServiceServer(srv, a.profiles)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	reflection.Register(srv)
+	return srv
+}
+
+// gateway is the REST face of srv.
+func (a *api) gateway(ctx context.Context, srv *grpc.Server) (*gateway, error) {
+	regs := []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		apiv1.RegisterProfileServiceHandler}
+	return newGateway(ctx, srv, regs...)
+}
+
+// register mounts the REST face and the OpenAPI document on mux.
+func (a *api) register(mux *http.ServeMux, gw *gateway) {
+	mux.Handle("/v1/", gw)
+	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(apiv1.OpenAPI)
+	})
 	a.privacy.register(mux)
+	if a.config != nil {
+		a.config.register(mux)
+	}
+}
+
+// serveGRPC serves until ctx ends, then stops gracefully within drain.
+func serveGRPC(ctx context.Context, srv *grpc.Server, ln net.Listener, drain time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	done := make(chan struct{})
+	go func() { srv.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(drain):
+		srv.Stop()
+	}
+	return nil
 }
 
 func main() { os.Exit(app.Main("api", ":8090", &service{})) }

@@ -64,7 +64,7 @@ func (p *privacyAPI) logError(msg string, err error) {
 }
 
 func (p *privacyAPI) erase(w http.ResponseWriter, r *http.Request) {
-	key, ok := p.auth.authorize(w, r, access.PrivacyErase)
+	key, ok := p.auth.authorizeHTTP(w, r, access.PrivacyErase)
 	if !ok {
 		return
 	}
@@ -103,7 +103,7 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 }
 
 func (p *privacyAPI) export(w http.ResponseWriter, r *http.Request) {
-	key, ok := p.auth.authorize(w, r, access.PrivacyExport)
+	key, ok := p.auth.authorizeHTTP(w, r, access.PrivacyExport)
 	if !ok {
 		return
 	}
@@ -126,7 +126,7 @@ func (p *privacyAPI) export(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *privacyAPI) recordConsent(w http.ResponseWriter, r *http.Request) {
-	key, ok := p.auth.authorize(w, r, access.ConsentWrite)
+	key, ok := p.auth.authorizeHTTP(w, r, access.ConsentWrite)
 	if !ok {
 		return
 	}
@@ -173,7 +173,7 @@ func (p *privacyAPI) recordConsent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *privacyAPI) readConsent(w http.ResponseWriter, r *http.Request) {
-	key, ok := p.auth.authorize(w, r, access.ConsentRead)
+	key, ok := p.auth.authorizeHTTP(w, r, access.ConsentRead)
 	if !ok {
 		return
 	}
@@ -205,7 +205,7 @@ func maskConsent(a privacy.ConsentAnswer, red *pii.Redaction) any {
 }
 
 func (p *privacyAPI) audit(w http.ResponseWriter, r *http.Request) {
-	key, ok := p.auth.authorize(w, r, access.AuditRead)
+	key, ok := p.auth.authorizeHTTP(w, r, access.AuditRead)
 	if !ok {
 		return
 	}

@@ -5,37 +5,38 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/firstparty/firstparty/pkg/access"
 	"github.com/firstparty/firstparty/pkg/consent"
 	"github.com/firstparty/firstparty/pkg/history"
 	"github.com/firstparty/firstparty/pkg/identity"
+	"github.com/firstparty/firstparty/pkg/pii"
 	"github.com/firstparty/firstparty/pkg/privacy"
 	"github.com/firstparty/firstparty/pkg/profileview"
 	"github.com/firstparty/firstparty/pkg/segstate"
 	"github.com/firstparty/firstparty/pkg/stage"
+	apiv1 "github.com/firstparty/firstparty/proto/api/v1"
 )
 
-// profileAPI serves the customer 360:
-//
-//	GET  /v1/profiles/{type}:{value}          profiles:read  the profile by any identifier
-//	GET  /v1/profiles/{type}:{value}/events   profiles:read  its events, newest first (?limit=, 1..1000, default 50)
-//	GET  /v1/profiles?trait=&value=&cursor=   profiles:read  search by trait (a bounded scan, see identity.SearchTrait)
-//	POST /v1/profiles/{type}:{value}/unlink   profiles:write undo a wrong merge
-//
-// Personal data is masked for keys without pii:read (pii.Redaction).
+// profileAPI is the customer 360 (apiv1.ProfileService; paths and scopes
+// in proto/api/v1/profiles.proto). Personal data is masked for keys
+// without pii:read (pii.Redaction).
 type profileAPI struct {
+	apiv1.UnimplementedProfileServiceServer
 	graph    *identity.Graph
 	segments *segstate.Store
 	consent  *consent.Store
-	history  *history.Reader // nil: no ClickHouse, the events endpoint answers 503
+	history  *history.Reader // nil: no ClickHouse, ListProfileEvents is UNAVAILABLE
 	auth     *auth
 	// changes announces splits on cdp.profiles.changes.
 	changes      stage.Sink
@@ -43,46 +44,34 @@ type profileAPI struct {
 	now          func() time.Time
 }
 
-func (p *profileAPI) register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/profiles/{id}", p.get)
-	mux.HandleFunc("GET /v1/profiles/{id}/events", p.events)
-	mux.HandleFunc("GET /v1/profiles", p.search)
-	mux.HandleFunc("POST /v1/profiles/{id}/unlink", p.unlink)
-}
-
-// unlink serves POST /v1/profiles/{type}:{value}/unlink with
-// {"identifier": "<type>:<value>", "reason": "…"}: it cuts a wrong link
-// between the two identifiers (pkg/identity Unlink), announces the split on
-// cdp.profiles.changes, and answers what became of the profile.
-func (p *profileAPI) unlink(w http.ResponseWriter, r *http.Request) {
-	key, ok := p.auth.authorize(w, r, access.ProfilesWrite)
-	if !ok {
-		return
+// UnlinkProfile cuts a wrong link between two identifiers (pkg/identity
+// Unlink), announces the split on cdp.profiles.changes, and answers what
+// became of the profile.
+func (p *profileAPI) UnlinkProfile(ctx context.Context, req *apiv1.UnlinkProfileRequest) (*apiv1.UnlinkProfileResponse, error) {
+	key, err := p.auth.authorize(ctx, access.ProfilesWrite)
+	if err != nil {
+		return nil, err
 	}
 	ws, red := key.Workspace, p.auth.redaction(key)
-	a, ok := parseIdentifier(r.PathValue("id"))
-	var body struct {
-		Identifier string `json:"identifier"`
-		Reason     string `json:"reason"`
+	a, okA := parseIdentifier(req.Id)
+	b, okB := parseIdentifier(req.Identifier)
+	switch {
+	case !okA:
+		return nil, invalid("the profile id must be <type>:<value>, e.g. user_id:42", withField("id"))
+	case !okB:
+		return nil, invalid(`send {"identifier": "<type>:<value>", "reason": "why the link is wrong"} to unlink it from the profile's identifier in the path`, withField("identifier"))
+	case strings.TrimSpace(req.Reason) == "":
+		return nil, invalid("reason is required: say why the link is wrong (it is kept in the profile's history)", withField("reason"))
 	}
-	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&body)
-	b, okB := parseIdentifier(body.Identifier)
-	if !ok || err != nil || !okB || body.Reason == "" {
-		writeError(w, http.StatusBadRequest, `send {"identifier": "<type>:<value>", "reason": "why the link is wrong"} to unlink it from the profile's identifier in the path`)
-		return
-	}
-	split, err := p.graph.Unlink(r.Context(), ws, a, b, body.Reason, p.now())
+	split, err := p.graph.Unlink(ctx, ws, a, b, req.Reason, p.now())
 	if errors.Is(err, identity.ErrSameIdentifier) {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
+		return nil, invalid(err.Error(), withField("identifier"))
 	}
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "profile store unavailable; retry")
-		return
+		return nil, unavailable("profile store unavailable; retry")
 	}
-	if split.Status == "not_linked" {
-		writeError(w, http.StatusConflict, profileview.Identifier(red, a.Type, a.Value)+" and "+profileview.Identifier(red, b.Type, b.Value)+" are not on one profile")
-		return
+	if split.Status == identity.SplitNotLinked {
+		return nil, rpcError(codes.FailedPrecondition, profileview.Identifier(red, a.Type, a.Value)+" and "+profileview.Identifier(red, b.Type, b.Value)+" are not on one profile")
 	}
 	cause := "unlink/" + a.String() + "|" + b.String() + "/" + split.ProfileID
 	var msgs []kafka.Message
@@ -91,30 +80,38 @@ func (p *profileAPI) unlink(w http.ResponseWriter, r *http.Request) {
 		msgs = append(msgs, kafka.Message{Topic: p.changesTopic, Key: []byte(c.ProfileId), Value: v})
 	}
 	if len(msgs) > 0 && p.changes != nil {
-		if err := p.changes.Produce(r.Context(), msgs...); err != nil {
+		if err := p.changes.Produce(ctx, msgs...); err != nil {
 			// The split is done in Redis; announcing it failed. Retrying the
 			// call answers not_linked, so say it plainly.
-			writeError(w, http.StatusServiceUnavailable, "the profile was split but the change could not be announced on Kafka: "+err.Error())
-			return
+			return nil, unavailable("the profile was split but the change could not be announced on Kafka: " + err.Error())
 		}
 	}
-	type piece struct {
-		ProfileID  string         `json:"profile_id"`
-		Identities []identityJSON `json:"identities"`
-	}
-	out := struct {
-		Status    string  `json:"status"`
-		ProfileID string  `json:"profile_id"`
-		Pieces    []piece `json:"pieces"`
-	}{Status: split.Status, ProfileID: split.ProfileID, Pieces: []piece{}}
+	out := &apiv1.UnlinkProfileResponse{Status: split.Status, ProfileId: split.ProfileID, Pieces: []*apiv1.ProfilePiece{}}
 	for _, pc := range split.Pieces {
-		x := piece{ProfileID: pc.ProfileID}
+		x := &apiv1.ProfilePiece{ProfileId: pc.ProfileID}
 		for _, id := range pc.Identifiers {
-			x.Identities = append(x.Identities, identityJSON{Type: id.Type, Value: profileview.Value(red, id.Type, id.Value)})
+			x.Identities = append(x.Identities, &apiv1.Identity{Type: id.Type, Value: profileview.Value(red, id.Type, id.Value)})
 		}
 		out.Pieces = append(out.Pieces, x)
 	}
-	writeJSON(w, out)
+	for _, edge := range split.Path {
+		out.Path = append(out.Path, maskEdge(red, edge))
+	}
+	return out, nil
+}
+
+// maskEdge masks both ends of an evidence edge "<type:value>|<type:value>".
+func maskEdge(red *pii.Redaction, edge string) string {
+	if red == nil {
+		return edge
+	}
+	ends := strings.Split(edge, "|")
+	for i, e := range ends {
+		if t, v, ok := strings.Cut(e, ":"); ok {
+			ends[i] = profileview.Identifier(red, t, v)
+		}
+	}
+	return strings.Join(ends, "|")
 }
 
 func parseIdentifier(s string) (identity.Identifier, bool) {
@@ -122,50 +119,40 @@ func parseIdentifier(s string) (identity.Identifier, bool) {
 	return identity.Identifier{Type: t, Value: v}, ok && t != "" && v != ""
 }
 
-type identityJSON = profileview.Identity
-
-// get serves a profile: identities, traits, counters, lineage, current
-// segments and recorded consent.
-func (p *profileAPI) get(w http.ResponseWriter, r *http.Request) {
-	key, ok := p.auth.authorize(w, r, access.ProfilesRead)
-	if !ok {
-		return
-	}
-	prof, ok := p.lookup(w, r, key)
-	if !ok {
-		return
-	}
-	view, err := p.render(r.Context(), key, prof)
+// GetProfile answers a profile: identities, traits, counters, lineage,
+// current segments and recorded consent.
+func (p *profileAPI) GetProfile(ctx context.Context, req *apiv1.GetProfileRequest) (*apiv1.Profile, error) {
+	key, err := p.auth.authorize(ctx, access.ProfilesRead)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err.Error()+"; retry")
-		return
+		return nil, err
 	}
-	writeJSON(w, view)
+	prof, err := p.lookup(ctx, key, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return p.render(ctx, key, prof)
 }
 
-// lookup resolves the path's identifier; on failure it has answered.
-func (p *profileAPI) lookup(w http.ResponseWriter, r *http.Request, key access.Key) (identity.Profile, bool) {
-	id, ok := parseIdentifier(r.PathValue("id"))
+// lookup resolves an identifier to its profile.
+func (p *profileAPI) lookup(ctx context.Context, key access.Key, s string) (identity.Profile, error) {
+	id, ok := parseIdentifier(s)
 	if !ok {
-		writeError(w, http.StatusBadRequest, "the profile id must be <type>:<value>, e.g. user_id:42 or email:a@b.c")
-		return identity.Profile{}, false
+		return identity.Profile{}, invalid("the profile id must be <type>:<value>, e.g. user_id:42 or email:a@b.c", withField("id"))
 	}
-	prof, err := p.graph.Lookup(r.Context(), key.Workspace, id)
+	prof, err := p.graph.Lookup(ctx, key.Workspace, id)
 	if errors.Is(err, identity.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "no profile holds "+profileview.Identifier(p.auth.redaction(key), id.Type, id.Value))
-		return identity.Profile{}, false
+		return identity.Profile{}, missing("no profile holds " + profileview.Identifier(p.auth.redaction(key), id.Type, id.Value))
 	}
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "profile store unavailable; retry")
-		return identity.Profile{}, false
+		return identity.Profile{}, unavailable("profile store unavailable; retry")
 	}
-	return prof, true
+	return prof, nil
 }
 
-func (p *profileAPI) render(ctx context.Context, key access.Key, prof identity.Profile) (profileview.Profile, error) {
+func (p *profileAPI) render(ctx context.Context, key access.Key, prof identity.Profile) (*apiv1.Profile, error) {
 	ms, err := p.segments.Memberships(ctx, key.Workspace, prof.ID)
 	if err != nil {
-		return profileview.Profile{}, errors.New("segment store unavailable")
+		return nil, unavailable("segment store unavailable; retry")
 	}
 	segs := []string{}
 	for _, m := range ms {
@@ -178,135 +165,200 @@ func (p *profileAPI) render(ctx context.Context, key access.Key, prof identity.P
 			ids[i] = consent.Identifier{Type: id.Type, Value: id.Value}
 		}
 		if cs, err = p.consent.Read(ctx, key.Workspace, ids); err != nil {
-			return profileview.Profile{}, errors.New("consent store unavailable")
+			return nil, unavailable("consent store unavailable; retry")
 		}
 	}
-	return profileview.Render(prof, segs, cs, p.auth.redaction(key)), nil
+	return profileMessage(profileview.Render(prof, segs, cs, p.auth.redaction(key))), nil
 }
 
-// events serves a profile's most recent events from ClickHouse, newest
-// first: the events resolved to the profile or to any profile merged into
-// it (the lineage Redis keeps).
-func (p *profileAPI) events(w http.ResponseWriter, r *http.Request) {
-	key, ok := p.auth.authorize(w, r, access.ProfilesRead)
-	if !ok {
-		return
+// profileMessage is the wire form of a rendered profile.
+func profileMessage(v profileview.Profile) *apiv1.Profile {
+	out := &apiv1.Profile{ProfileId: v.ProfileID, Traits: jsonValues(v.Traits), Segments: v.Segments, Counters: v.Counters,
+		FirstSeen: timestamp(v.FirstSeen), LastSeen: timestamp(v.LastSeen), Version: v.Version, MergedProfiles: v.MergedProfiles,
+		Consent: consentMessages(v.Consent), PiiMasked: v.PIIMasked}
+	for _, id := range v.Identities {
+		out.Identities = append(out.Identities, &apiv1.Identity{Type: id.Type, Value: id.Value})
 	}
-	limit, err := intParam(r, "limit", 50, 1, 1000)
+	return out
+}
+
+func consentMessages(cs map[string]consent.Decision) map[string]*apiv1.ConsentDecision {
+	out := make(map[string]*apiv1.ConsentDecision, len(cs))
+	for c, d := range cs {
+		out[c] = &apiv1.ConsentDecision{Granted: d.Granted, At: timestamp(d.At), Source: d.Source, Identifier: d.Identifier}
+	}
+	return out
+}
+
+// timestamp is t on the wire; the zero time is absent.
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+// jsonValues converts JSON values (traits) to protobuf Values; a value
+// that is not JSON (never written by the stitcher) is kept as its text.
+func jsonValues(m map[string]json.RawMessage) map[string]*structpb.Value {
+	out := make(map[string]*structpb.Value, len(m))
+	for k, raw := range m {
+		v := &structpb.Value{}
+		if err := protojson.Unmarshal(raw, v); err != nil {
+			v = structpb.NewStringValue(string(raw))
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// jsonObject converts a JSON object to a Struct; null, absent or not an
+// object: nil.
+func jsonObject(raw json.RawMessage) *structpb.Struct {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	s := &structpb.Struct{}
+	if err := protojson.Unmarshal(raw, s); err != nil {
+		return nil
+	}
+	return s
+}
+
+// ListProfileEvents answers a profile's most recent events from
+// ClickHouse, newest first: those resolved to the profile or to any profile
+// merged into it (the lineage Redis keeps).
+func (p *profileAPI) ListProfileEvents(ctx context.Context, req *apiv1.ListProfileEventsRequest) (*apiv1.ListProfileEventsResponse, error) {
+	key, err := p.auth.authorize(ctx, access.ProfilesRead)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
+		return nil, err
 	}
-	prof, ok := p.lookup(w, r, key)
-	if !ok {
-		return
+	limit, err := bounded("limit", req.Limit, 50, 1, 1000)
+	if err != nil {
+		return nil, err
+	}
+	prof, err := p.lookup(ctx, key, req.Id)
+	if err != nil {
+		return nil, err
 	}
 	if p.history == nil {
-		writeError(w, http.StatusServiceUnavailable, "no event history configured (ClickHouse)")
-		return
+		return nil, unavailable("no event history configured (ClickHouse)")
 	}
-	evs, err := p.history.Recent(r.Context(), key.Workspace, append([]string{prof.ID}, prof.Merged...), limit)
+	evs, err := p.history.Recent(ctx, key.Workspace, append([]string{prof.ID}, prof.Merged...), limit)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "event history unavailable; retry")
-		return
+		return nil, unavailable("event history unavailable; retry")
 	}
 	red := p.auth.redaction(key)
-	out := make([]history.Event, 0, len(evs))
+	out := &apiv1.ListProfileEventsResponse{ProfileId: prof.ID, Events: make([]*apiv1.Event, 0, len(evs)), PiiMasked: red != nil}
 	for _, e := range evs {
-		out = append(out, privacy.MaskEvent(e, red))
+		out.Events = append(out.Events, eventMessage(privacy.MaskEvent(e, red)))
 	}
-	writeJSON(w, map[string]any{"profile_id": prof.ID, "events": out, "pii_masked": red != nil})
+	return out, nil
 }
 
-// search serves GET /v1/profiles?trait=plan&value=pro[&cursor=…&count=…]:
-// one bounded page of a scan over the workspace's profiles. An empty page
-// with a non-empty cursor is normal; the search is complete when the
-// answer's cursor is "".
-func (p *profileAPI) search(w http.ResponseWriter, r *http.Request) {
-	key, ok := p.auth.authorize(w, r, access.ProfilesRead)
-	if !ok {
-		return
+func eventMessage(e history.Event) *apiv1.Event {
+	return &apiv1.Event{MessageId: e.MessageID, SourceId: e.SourceID, Type: e.Type, Event: e.Event, Name: e.Name,
+		AnonymousId: e.AnonymousID, UserId: e.UserID, ProfileId: e.ProfileID, Timestamp: timestamp(e.Timestamp),
+		ReceivedAt: timestamp(e.ReceivedAt), Properties: jsonObject(e.Properties), Traits: jsonObject(e.Traits),
+		Context: jsonObject(e.Context), TraceId: e.TraceID}
+}
+
+// Search pages: at most this many matches per answer by default and at
+// most maxSearchResults when asked.
+const (
+	defaultSearchResults = 100
+	maxSearchResults     = 1000
+)
+
+// SearchProfiles answers one bounded page of a scan over the workspace's
+// profiles. An empty page with a non-empty cursor is normal; the search is
+// complete when the answer's cursor is "". The cursor is the scan's, with
+// ".<n>" when the page stopped after the first n matches of a scan step
+// (max_results), so the next page resumes after them.
+func (p *profileAPI) SearchProfiles(ctx context.Context, req *apiv1.SearchProfilesRequest) (*apiv1.SearchProfilesResponse, error) {
+	key, err := p.auth.authorize(ctx, access.ProfilesRead)
+	if err != nil {
+		return nil, err
 	}
-	q := r.URL.Query()
-	trait, value := q.Get("trait"), q.Get("value")
-	if trait == "" || !q.Has("value") {
-		writeError(w, http.StatusBadRequest, "search with ?trait=<name>&value=<value>, e.g. ?trait=plan&value=pro; page on with the answer's cursor")
-		return
+	if req.Trait == "" {
+		return nil, invalid("search with ?trait=<name>&value=<value>, e.g. ?trait=plan&value=pro; page on with the answer's cursor", withField("trait"))
 	}
 	red := p.auth.redaction(key)
 	if red != nil {
-		if masked := red.Traits(map[string]json.RawMessage{trait: json.RawMessage(`"xx"`)}); string(masked[trait]) != `"xx"` {
-			writeError(w, http.StatusForbidden, "searching by the personal trait "+trait+" needs the scope "+string(access.PIIRead))
-			return
+		if masked := red.Traits(map[string]json.RawMessage{req.Trait: json.RawMessage(`"xx"`)}); string(masked[req.Trait]) != `"xx"` {
+			return nil, rpcError(codes.PermissionDenied, "searching by the personal trait "+req.Trait+" needs the scope "+string(access.PIIRead), withScope(string(access.PIIRead)))
 		}
 	}
-	cursor := uint64(0)
-	if c := q.Get("cursor"); c != "" {
-		n, err := strconv.ParseUint(c, 10, 64)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "cursor must be the cursor of the previous answer")
-			return
-		}
-		cursor = n
-	}
-	count, err := intParam(r, "count", 500, 1, identity.MaxSearchCount)
+	cursor, skip, err := parseSearchCursor(req.Cursor)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
+		return nil, err
 	}
-	pids, next, err := p.graph.SearchTrait(r.Context(), key.Workspace, trait, value, cursor, int64(count))
+	count, err := bounded("count", req.Count, 500, 1, identity.MaxSearchCount)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "profile store unavailable; retry")
-		return
+		return nil, err
 	}
-	profs, err := p.graph.Profiles(r.Context(), key.Workspace, pids)
+	limit, err := bounded("max_results", req.MaxResults, defaultSearchResults, 1, maxSearchResults)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "profile store unavailable; retry")
-		return
+		return nil, err
 	}
-	out := []profileview.Profile{}
+	pids, next, err := p.graph.SearchTrait(ctx, key.Workspace, req.Trait, req.Value, cursor, int64(count))
+	if err != nil {
+		return nil, unavailable("profile store unavailable; retry")
+	}
+	pids = pids[min(skip, len(pids)):]
+	nextCursor := ""
+	if next != 0 {
+		nextCursor = strconv.FormatUint(next, 10)
+	}
+	if len(pids) > limit {
+		pids, nextCursor = pids[:limit], fmt.Sprintf("%d.%d", cursor, skip+limit)
+	}
+	profs, err := p.graph.Profiles(ctx, key.Workspace, pids)
+	if err != nil {
+		return nil, unavailable("profile store unavailable; retry")
+	}
+	out := &apiv1.SearchProfilesResponse{Profiles: []*apiv1.Profile{}, Cursor: nextCursor}
 	for _, pid := range pids {
 		prof, ok := profs[pid]
 		if !ok || prof.ID != pid {
 			continue // erased or merged away since the scan
 		}
-		view, err := p.render(r.Context(), key, prof)
+		view, err := p.render(ctx, key, prof)
 		if err != nil {
-			writeError(w, http.StatusServiceUnavailable, err.Error()+"; retry")
-			return
+			return nil, err
 		}
-		out = append(out, view)
+		out.Profiles = append(out.Profiles, view)
 	}
-	nextCursor := ""
-	if next != 0 {
-		nextCursor = strconv.FormatUint(next, 10)
-	}
-	writeJSON(w, map[string]any{"profiles": out, "cursor": nextCursor})
+	return out, nil
 }
 
-func intParam(r *http.Request, name string, def, min, max int) (int, error) {
-	s := r.URL.Query().Get(name)
+// parseSearchCursor reads "<scan cursor>[.<matches to skip>]".
+func parseSearchCursor(s string) (uint64, int, error) {
 	if s == "" {
+		return 0, 0, nil
+	}
+	c, n, hasSkip := strings.Cut(s, ".")
+	cursor, err := strconv.ParseUint(c, 10, 64)
+	skip := 0
+	if err == nil && hasSkip {
+		skip, err = strconv.Atoi(n)
+		if err == nil && (skip < 1 || skip > identity.MaxSearchCount*4) {
+			err = errors.New("out of range")
+		}
+	}
+	if err != nil {
+		return 0, 0, invalid("cursor must be the cursor of the previous answer", withField("cursor"))
+	}
+	return cursor, skip, nil
+}
+
+// bounded is n, def when 0, checked against [lo, hi].
+func bounded(name string, n int32, def, lo, hi int) (int, error) {
+	if n == 0 {
 		return def, nil
 	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < min || n > max {
-		return 0, fmt.Errorf("%s must be a whole number from %d to %d", name, min, max)
+	if int(n) < lo || int(n) > hi {
+		return 0, invalid(fmt.Sprintf("%s must be a whole number from %d to %d", name, lo, hi), withField(name))
 	}
-	return n, nil
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(map[string]string{"error": msg})
+	return int(n), nil
 }

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/encoding/protojson"
+	"sigs.k8s.io/yaml"
+
+	apiv1 "github.com/firstparty/firstparty/proto/api/v1"
+)
+
+// The admin API is defined once, in proto/api/v1: the gRPC server below
+// implements it, and the REST/JSON face is grpc-gateway's translation of
+// the same services (the paths are the protos' google.api.http options).
+// The gateway reaches the server through an in-memory listener, so both
+// faces run the same code, interceptors included, whether or not the
+// gRPC port is open.
+
+// maxBody bounds a REST request body (a whole configuration file is the
+// largest); gRPC messages have the same bound.
+const maxBody = 4 << 20
+
+// rpcError is a gRPC status carrying the REST Error body's extra fields.
+func rpcError(c codes.Code, msg string, extra ...func(*apiv1.Error)) error {
+	e := &apiv1.Error{Error: msg, Code: c.String()}
+	for _, f := range extra {
+		f(e)
+	}
+	st, err := status.New(c, msg).WithDetails(e)
+	if err != nil {
+		return status.Error(c, msg)
+	}
+	return st.Err()
+}
+
+func withField(f string) func(*apiv1.Error)  { return func(e *apiv1.Error) { e.Field = f } }
+func withScope(s string) func(*apiv1.Error)  { return func(e *apiv1.Error) { e.Scope = s } }
+func withVersion(v int64) func(*apiv1.Error) { return func(e *apiv1.Error) { e.CurrentVersion = v } }
+func invalid(msg string, extra ...func(*apiv1.Error)) error {
+	return rpcError(codes.InvalidArgument, msg, extra...)
+}
+func missing(msg string) error     { return rpcError(codes.NotFound, msg) }
+func unavailable(msg string) error { return rpcError(codes.Unavailable, msg) }
+
+// errorBody is the REST answer for err: the Error the server attached, or
+// one built from the status (errors of the gateway itself: a malformed
+// body, an unknown path).
+func errorBody(err error) (*apiv1.Error, int) {
+	st := status.Convert(err)
+	body := &apiv1.Error{Error: st.Message(), Code: st.Code().String()}
+	for _, d := range st.Details() {
+		if e, ok := d.(*apiv1.Error); ok {
+			body = e
+		}
+	}
+	code := runtime.HTTPStatusFromCode(st.Code())
+	if st.Code() == codes.FailedPrecondition {
+		// The request is well formed but the state refuses it (an erased
+		// identifier, identifiers on different profiles): a conflict.
+		code = http.StatusConflict
+	}
+	return body, code
+}
+
+var jsonOut = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
+
+func writeErrorBody(w http.ResponseWriter, err error) {
+	body, code := errorBody(err)
+	b, _ := jsonOut.Marshal(body)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// gateway is the REST face of srv's services, served through an
+// in-memory connection to srv.
+type gateway struct {
+	mux  *runtime.ServeMux
+	conn *grpc.ClientConn
+	ln   *bufconn.Listener
+}
+
+func newGateway(ctx context.Context, srv *grpc.Server, register ...func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error) (*gateway, error) {
+	ln := bufconn.Listen(1 << 20)
+	go func() { _ = srv.Serve(ln) }()
+	conn, err := grpc.NewClient("passthrough:///api",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ln.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxBody+64<<10), grpc.MaxCallSendMsgSize(maxBody+64<<10)))
+	if err != nil {
+		return nil, err
+	}
+	json := &runtime.JSONPb{MarshalOptions: jsonOut, UnmarshalOptions: protojson.UnmarshalOptions{}}
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: json}),
+		runtime.WithMarshalerOption("application/yaml", &yamlMarshaler{JSONPb: json}),
+		runtime.WithMarshalerOption("application/x-yaml", &yamlMarshaler{JSONPb: json}),
+		runtime.WithErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
+			writeErrorBody(w, gatewayError(err))
+		}),
+		runtime.WithRoutingErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
+			msg := "no such endpoint: " + r.Method + " " + r.URL.Path + " (see the OpenAPI document at /v1/openapi.json)"
+			c := codes.NotFound
+			if code == http.StatusMethodNotAllowed {
+				msg, c = r.Method+" is not allowed on "+r.URL.Path, codes.Unimplemented
+			}
+			writeErrorBody(w, status.Error(c, msg))
+		}),
+	)
+	for _, reg := range register {
+		if err := reg(ctx, mux, conn); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+	}
+	return &gateway{mux: mux, conn: conn, ln: ln}, nil
+}
+
+// gatewayError words the gateway's own errors (the request never reached
+// the server) for people: a body that does not parse is INVALID_ARGUMENT
+// naming what protojson found.
+func gatewayError(err error) error {
+	st := status.Convert(err)
+	if st.Code() == codes.InvalidArgument && len(st.Details()) == 0 {
+		msg := st.Message()
+		msg = strings.TrimPrefix(msg, "proto: ")
+		return status.Error(codes.InvalidArgument, "the request is not valid: "+msg)
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return status.Error(codes.InvalidArgument, fmt.Sprintf("the body is over %d bytes", mbe.Limit))
+	}
+	return err
+}
+
+func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	}
+	g.mux.ServeHTTP(w, r)
+}
+
+func (g *gateway) Close() error {
+	err := g.conn.Close()
+	_ = g.ln.Close()
+	return err
+}
+
+// rpcMetrics counts and times every call, gRPC and REST alike (REST calls
+// pass through the same server).
+type rpcMetrics struct {
+	calls    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	log      *slog.Logger
+}
+
+func newRPCMetrics(reg prometheus.Registerer, log *slog.Logger) *rpcMetrics {
+	m := &rpcMetrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firstparty_api_calls_total",
+			Help: "Admin API calls by method and gRPC code (REST calls included)."}, []string{"method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "firstparty_api_call_seconds",
+			Help: "Admin API call duration by method.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)}, []string{"method"}),
+		log: log,
+	}
+	if reg != nil {
+		reg.MustRegister(m.calls, m.duration)
+	}
+	return m
+}
+
+func (m *rpcMetrics) observe(method string, start time.Time, err error) {
+	method = method[strings.LastIndex(method, "/")+1:]
+	c := status.Code(err)
+	m.calls.WithLabelValues(method, c.String()).Inc()
+	m.duration.WithLabelValues(method).Observe(time.Since(start).Seconds())
+	if m.log != nil && (c == codes.Unavailable || c == codes.Internal || c == codes.Unknown) {
+		m.log.Warn("api call failed", "method", method, "code", c.String(), "err", status.Convert(err).Message())
+	}
+}
+
+func (m *rpcMetrics) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := h(ctx, req)
+	m.observe(info.FullMethod, start, err)
+	return resp, err
+}
+
+func (m *rpcMetrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	start := time.Now()
+	err := h(srv, ss)
+	m.observe(info.FullMethod, start, err)
+	return err
+}
+
+// yamlMarshaler reads request bodies sent as application/yaml (a
+// configuration file as it is kept in Git) by converting them to JSON
+// first; answers are JSON.
+type yamlMarshaler struct{ *runtime.JSONPb }
+
+func (m *yamlMarshaler) Unmarshal(data []byte, v any) error {
+	j, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return fmt.Errorf("the YAML does not parse: %w", err)
+	}
+	return m.JSONPb.Unmarshal(j, v)
+}
+
+func (m *yamlMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
+	return runtime.DecoderFunc(func(v any) error {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		return m.Unmarshal(data, v)
+	})
+}
+
+func (m *yamlMarshaler) ContentType(any) string { return "application/json" }
