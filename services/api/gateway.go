@@ -13,6 +13,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
+	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -37,7 +38,7 @@ const maxBody = 4 << 20
 
 // rpcError is a gRPC status carrying the REST Error body's extra fields.
 func rpcError(c codes.Code, msg string, extra ...func(*apiv1.Error)) error {
-	e := &apiv1.Error{Error: msg, Code: c.String()}
+	e := &apiv1.Error{Error: msg, Code: codeName(c)}
 	for _, f := range extra {
 		f(e)
 	}
@@ -62,7 +63,7 @@ func unavailable(msg string) error { return rpcError(codes.Unavailable, msg) }
 // body, an unknown path).
 func errorBody(err error) (*apiv1.Error, int) {
 	st := status.Convert(err)
-	body := &apiv1.Error{Error: st.Message(), Code: st.Code().String()}
+	body := &apiv1.Error{Error: st.Message(), Code: codeName(st.Code())}
 	for _, d := range st.Details() {
 		if e, ok := d.(*apiv1.Error); ok {
 			body = e
@@ -77,11 +78,20 @@ func errorBody(err error) (*apiv1.Error, int) {
 	return body, code
 }
 
+// codeName is a code as google.rpc.Code spells it: NOT_FOUND.
+func codeName(c codes.Code) string {
+	if n, ok := rpccode.Code_name[int32(c)]; ok {
+		return n
+	}
+	return c.String()
+}
+
 var jsonOut = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
 
 func writeErrorBody(w http.ResponseWriter, err error) {
 	body, code := errorBody(err)
-	b, _ := jsonOut.Marshal(body)
+	// Only the fields that apply: no "field": "" beside every message.
+	b, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(body)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write(append(b, '\n'))
