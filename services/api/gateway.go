@@ -117,6 +117,12 @@ func newGateway(ctx context.Context, srv *grpc.Server, register ...func(context.
 	}
 	json := &runtime.JSONPb{MarshalOptions: jsonOut, UnmarshalOptions: protojson.UnmarshalOptions{}}
 	mux := runtime.NewServeMux(
+		// Identifiers may hold any character. The path is split at its
+		// slashes before it is unescaped, so %2F stays inside its parameter
+		// (as %2F: the gateway keeps it escaped) and slashParams turns it
+		// into the slash it stands for.
+		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptSlash),
+		runtime.WithMiddlewares(slashParams),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: json}),
 		runtime.WithMarshalerOption("application/yaml", &yamlMarshaler{JSONPb: json}),
 		runtime.WithMarshalerOption("application/x-yaml", &yamlMarshaler{JSONPb: json}),
@@ -139,6 +145,20 @@ func newGateway(ctx context.Context, srv *grpc.Server, register ...func(context.
 		}
 	}
 	return &gateway{mux: mux, conn: conn, ln: ln}, nil
+}
+
+// slashParams unescapes the %2F the gateway leaves in path parameters. (A
+// value holding the text "%2F" itself cannot be told apart in a path;
+// over gRPC every value is sent as it is.)
+func slashParams(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		for k, v := range params {
+			if strings.Contains(v, "%2F") || strings.Contains(v, "%2f") {
+				params[k] = strings.NewReplacer("%2F", "/", "%2f", "/").Replace(v)
+			}
+		}
+		next(w, r, params)
+	}
 }
 
 // gatewayError words the gateway's own errors (the request never reached
