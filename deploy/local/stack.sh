@@ -132,8 +132,11 @@ start() {
 			echo "$name already running (pid $(pid_of "$name"))"
 			continue
 		fi
+		# gRPC faces: the collector's ingest on 8085, the admin API on 8091.
+		grpc=
+		case $name in collector) grpc=127.0.0.1:8085 ;; api) grpc=127.0.0.1:8091 ;; esac
 		FP_HTTP_ADDR=127.0.0.1:$port FP_LOG_FORMAT=${FP_LOG_FORMAT:-json} \
-			FP_CONFIG_SOURCE=topic FP_SOURCES_FILE=$local_dir/sources.yaml FP_GRPC_ADDR=127.0.0.1:8085 \
+			FP_CONFIG_SOURCE=topic FP_SOURCES_FILE=$local_dir/sources.yaml FP_GRPC_ADDR=$grpc \
 			FP_ADMIN_KEYS="$FP_ADMIN_KEY=demo,$FP_OPERATOR_KEY=*" \
 			nohup "$bin_dir/$name" >>"$log_dir/$name.log" 2>&1 &
 		echo $! >"$run_dir/$name.pid"

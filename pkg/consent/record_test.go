@@ -2,6 +2,7 @@ package consent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -104,5 +105,37 @@ func TestStoreAgainstRedis(t *testing.T) {
 	}
 	if st, _ := s.Read(ctx, ws, []Identifier{email, user}); len(st) != 0 {
 		t.Fatalf("after Delete: %v", st)
+	}
+}
+
+// An identifier holds at most MaxStoredCategories categories: the update
+// that would pass the bound writes nothing; updates of held categories
+// still apply.
+func TestStoreBoundsCategories(t *testing.T) {
+	rdb := redisclient.New(testinfra.Redis(t))
+	defer rdb.Close()
+	s := NewStore(rdb)
+	ctx := context.Background()
+	ws, id := testinfra.Unique(t), Identifier{"email", "many@b.c"}
+	at := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	for n := 0; n < MaxStoredCategories; n += MaxCategories {
+		cats := map[string]bool{}
+		for i := n; i < n+MaxCategories; i++ {
+			cats[fmt.Sprintf("c%03d", i)] = true
+		}
+		if _, err := s.Record(ctx, ws, id, Update{Categories: cats, Source: "t", At: at}); err != nil {
+			t.Fatalf("filling to %d: %v", n+MaxCategories, err)
+		}
+	}
+	_, err := s.Record(ctx, ws, id, Update{Categories: map[string]bool{"c000": false, "one-more": true}, Source: "t", At: at.Add(time.Hour)})
+	if !errors.Is(err, ErrTooManyCategories) {
+		t.Fatalf("past the bound: err %v; want ErrTooManyCategories", err)
+	}
+	st, _ := s.Read(ctx, ws, []Identifier{id})
+	if len(st) != MaxStoredCategories || !st["c000"].Granted {
+		t.Fatalf("a refused update wrote: %d categories, c000 %+v", len(st), st["c000"])
+	}
+	if got, err := s.Record(ctx, ws, id, Update{Categories: map[string]bool{"c000": false}, Source: "t", At: at.Add(time.Hour)}); err != nil || len(got) != 1 {
+		t.Fatalf("updating a held category at the bound: %v %v", got, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,6 +41,15 @@ var recordLua string
 
 var recordScript = redis.NewScript(recordLua)
 
+// MaxStoredCategories bounds the categories one identifier holds, so a
+// client cannot grow a person's consent record without limit (each read
+// merges every record of a profile).
+const MaxStoredCategories = 200
+
+// ErrTooManyCategories: the update would take an identifier over
+// MaxStoredCategories; nothing was written.
+var ErrTooManyCategories = errors.New("too many consent categories")
+
 type stored struct {
 	Granted bool   `json:"granted"`
 	At      int64  `json:"at"`
@@ -49,12 +59,15 @@ type stored struct {
 // Record stores a normalized update against id and returns the categories
 // it changed; the others already held a newer decision.
 func (s *Store) Record(ctx context.Context, ws string, id Identifier, u Update) (applied []string, err error) {
-	args := []any{u.At.UnixMilli()}
+	args := []any{u.At.UnixMilli(), MaxStoredCategories}
 	for c, g := range u.Categories {
 		b, _ := json.Marshal(stored{Granted: g, At: u.At.UnixMilli(), Source: u.Source})
 		args = append(args, c, string(b))
 	}
 	res, err := recordScript.Run(ctx, s.rdb, []string{Key(ws, id)}, args...).StringSlice()
+	if err != nil && strings.HasPrefix(err.Error(), "TOOMANY") {
+		return nil, fmt.Errorf("%w: %s already holds categories and this update adds more than the %d an identifier may hold", ErrTooManyCategories, id.Type, MaxStoredCategories)
+	}
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("recording consent of %s: %w", id, err)
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"strings"
 	"testing"
 	"time"
@@ -10,9 +12,9 @@ import (
 	"github.com/firstparty/firstparty/pkg/access"
 	"github.com/firstparty/firstparty/pkg/identity"
 	"github.com/firstparty/firstparty/pkg/pii"
-	"github.com/firstparty/firstparty/pkg/profileview"
 	"github.com/firstparty/firstparty/pkg/redisclient"
 	"github.com/firstparty/firstparty/pkg/testinfra"
+	apiv1 "github.com/firstparty/firstparty/proto/api/v1"
 )
 
 const (
@@ -114,10 +116,10 @@ func TestMasking(t *testing.T) {
 	srv := testServer(t, rdb, nil, "", nil, "", map[string]access.Key{
 		fullKey: access.Full(ws), readKey: access.Grant(ws, access.ProfilesRead, access.ConsentRead, access.ConsentWrite, access.AuditRead)},
 		pii.Rule{Path: "traits.loyalty_id", Action: pii.Keep})
-	get := func(key string) (profileview.Profile, string) {
+	get := func(key string) (*apiv1.Profile, string) {
 		code, body := call(t, srv, "GET", "/v1/profiles/email:ann@x.io", key, "")
-		var p profileview.Profile
-		if code != 200 || json.Unmarshal([]byte(body), &p) != nil {
+		p := &apiv1.Profile{}
+		if code != 200 || protojson.Unmarshal([]byte(body), p) != nil {
 			t.Fatalf("GET with %s: %d %s", key, code, body)
 		}
 		return p, body
@@ -128,16 +130,16 @@ func TestMasking(t *testing.T) {
 	want := map[string]string{"email:ann@x.io": "email:a***@x.io", "phone:+4915112345678": "phone:+***8", "user_id:42": "user_id:42"}
 	for i, id := range clear.Identities {
 		m := masked.Identities[i]
-		if want[id.Type+":"+id.Value] != m.Type+":"+m.Value || again.Identities[i] != m {
+		if want[id.Type+":"+id.Value] != m.Type+":"+m.Value || !proto.Equal(again.Identities[i], m) {
 			t.Errorf("identity %v shown as %v / %v", id, m, again.Identities[i])
 		}
 	}
-	for trait, w := range map[string]string{"email": `"a***@x.io"`, "name": `"A***h"`, "loyalty_id": `"L***7"`, "plan": `"pro"`} {
-		if string(masked.Traits[trait]) != w {
+	for trait, w := range map[string]string{"email": "a***@x.io", "name": "A***h", "loyalty_id": "L***7", "plan": "pro"} {
+		if masked.Traits[trait].GetStringValue() != w {
 			t.Errorf("masked trait %s = %s; want %s", trait, masked.Traits[trait], w)
 		}
 	}
-	if !masked.PIIMasked || clear.PIIMasked || string(clear.Traits["email"]) != `"ann@x.io"` || string(clear.Traits["loyalty_id"]) != `"LX-99817"` {
+	if !masked.PiiMasked || clear.PiiMasked || clear.Traits["email"].GetStringValue() != "ann@x.io" || clear.Traits["loyalty_id"].GetStringValue() != "LX-99817" {
 		t.Errorf("clear = %+v", clear)
 	}
 	for _, leak := range []string{"ann@x.io", "15112345678", "Ann Smith", "LX-99817"} {
@@ -149,7 +151,7 @@ func TestMasking(t *testing.T) {
 	if code, body := call(t, srv, "GET", "/v1/profiles?trait=email&value=ann@x.io", readKey, ""); code != 403 || !strings.Contains(body, "pii:read") {
 		t.Errorf("search by email without pii:read: %d %s", code, body)
 	}
-	if code, body := call(t, srv, "GET", "/v1/profiles?trait=email&value=ann@x.io", fullKey, ""); code != 200 || !strings.Contains(body, clear.ProfileID) {
+	if code, body := call(t, srv, "GET", "/v1/profiles?trait=email&value=ann@x.io", fullKey, ""); code != 200 || !strings.Contains(body, clear.ProfileId) {
 		t.Errorf("search by email with pii:read: %d %s", code, body)
 	}
 	// Consent answers and the audit log mask the identifier too.
@@ -205,7 +207,9 @@ func TestConsentAndSearch(t *testing.T) {
 		{"POST", "/v1/privacy/erase", `{"identifier": "user_id:42"}`, "reason"},
 		{"GET", "/v1/profiles?trait=plan", "", "?trait=<name>&value=<value>"},
 		{"GET", "/v1/profiles?trait=plan&value=pro&cursor=x", "", "cursor"},
-		{"GET", "/v1/profiles?trait=plan&value=pro&count=0", "", "count must be"},
+		{"GET", "/v1/profiles?trait=plan&value=pro&count=-1", "", "count must be"},
+		{"GET", "/v1/profiles?trait=plan&value=pro&count=many", "", "not valid"},
+		{"GET", "/v1/profiles?trait=plan&value=pro&max_results=1001", "", "max_results must be"},
 		{"GET", "/v1/profiles/user_id:42/events?limit=5000", "", "limit must be a whole number from 1 to 1000"},
 		{"GET", "/v1/profiles/42/events", "", "<type>:<value>"},
 	} {
@@ -225,18 +229,15 @@ func TestConsentAndSearch(t *testing.T) {
 	found, cursor, pages := map[string]bool{}, "", 0
 	for {
 		code, body := call(t, srv, "GET", "/v1/profiles?trait=plan&value=pro&count=3&cursor="+cursor, fullKey, "")
-		var page struct {
-			Profiles []profileview.Profile `json:"profiles"`
-			Cursor   string                `json:"cursor"`
-		}
-		if code != 200 || json.Unmarshal([]byte(body), &page) != nil {
+		page := &apiv1.SearchProfilesResponse{}
+		if code != 200 || protojson.Unmarshal([]byte(body), page) != nil {
 			t.Fatalf("search: %d %s", code, body)
 		}
 		for _, p := range page.Profiles {
-			if string(p.Traits["plan"]) != `"pro"` {
+			if p.Traits["plan"].GetStringValue() != "pro" {
 				t.Fatalf("search returned %s", p.Traits["plan"])
 			}
-			found[p.ProfileID] = true
+			found[p.ProfileId] = true
 		}
 		pages++
 		if cursor = page.Cursor; cursor == "" {

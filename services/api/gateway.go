@@ -14,6 +14,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
+	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -39,7 +40,7 @@ const maxBody = 4 << 20
 
 // rpcError is a gRPC status carrying the REST Error body's extra fields.
 func rpcError(c codes.Code, msg string, extra ...func(*apiv1.Error)) error {
-	e := &apiv1.Error{Error: msg, Code: c.String()}
+	e := &apiv1.Error{Error: msg, Code: codeName(c)}
 	for _, f := range extra {
 		f(e)
 	}
@@ -64,7 +65,7 @@ func unavailable(msg string) error { return rpcError(codes.Unavailable, msg) }
 // body, an unknown path).
 func errorBody(err error) (*apiv1.Error, int) {
 	st := status.Convert(err)
-	body := &apiv1.Error{Error: st.Message(), Code: st.Code().String()}
+	body := &apiv1.Error{Error: st.Message(), Code: codeName(st.Code())}
 	for _, d := range st.Details() {
 		if e, ok := d.(*apiv1.Error); ok {
 			body = e
@@ -79,11 +80,20 @@ func errorBody(err error) (*apiv1.Error, int) {
 	return body, code
 }
 
+// codeName is a code as google.rpc.Code spells it: NOT_FOUND.
+func codeName(c codes.Code) string {
+	if n, ok := rpccode.Code_name[int32(c)]; ok {
+		return n
+	}
+	return c.String()
+}
+
 var jsonOut = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
 
 func writeErrorBody(w http.ResponseWriter, err error) {
 	body, code := errorBody(err)
-	b, _ := jsonOut.Marshal(body)
+	// Only the fields that apply: no "field": "" beside every message.
+	b, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(body)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write(append(b, '\n'))
@@ -109,6 +119,12 @@ func newGateway(ctx context.Context, srv *grpc.Server, register ...func(context.
 	}
 	json := &runtime.JSONPb{MarshalOptions: jsonOut, UnmarshalOptions: protojson.UnmarshalOptions{}}
 	mux := runtime.NewServeMux(
+		// Identifiers may hold any character. The path is split at its
+		// slashes before it is unescaped, so %2F stays inside its parameter
+		// (as %2F: the gateway keeps it escaped) and slashParams turns it
+		// into the slash it stands for.
+		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptSlash),
+		runtime.WithMiddlewares(slashParams),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: json}),
 		runtime.WithMarshalerOption("application/yaml", &yamlMarshaler{JSONPb: json}),
 		runtime.WithMarshalerOption("application/x-yaml", &yamlMarshaler{JSONPb: json}),
@@ -153,6 +169,20 @@ func httpStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) err
 		w.WriteHeader(code)
 	}
 	return nil
+}
+
+// slashParams unescapes the %2F the gateway leaves in path parameters. (A
+// value holding the text "%2F" itself cannot be told apart in a path;
+// over gRPC every value is sent as it is.)
+func slashParams(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		for k, v := range params {
+			if strings.Contains(v, "%2F") || strings.Contains(v, "%2f") {
+				params[k] = strings.NewReplacer("%2F", "/", "%2f", "/").Replace(v)
+			}
+		}
+		next(w, r, params)
+	}
 }
 
 // gatewayError words the gateway's own errors (the request never reached

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/firstparty/firstparty/pkg/access"
 	"github.com/firstparty/firstparty/pkg/pii"
@@ -59,5 +63,25 @@ func call(t *testing.T, srv *httptest.Server, method, path, key, body string) (i
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, compact(b)
+}
+
+// compact is a JSON body without insignificant white space (protojson
+// varies it on purpose), so tests can look for fragments; other bodies
+// as they are.
+func compact(b []byte) string {
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) != nil {
+		return string(b)
+	}
+	return buf.String()
+}
+
+// decodeProto reads a JSON answer into m, failing the test if it does not
+// parse.
+func decodeProto(t *testing.T, body string, m proto.Message) {
+	t.Helper()
+	if err := protojson.Unmarshal([]byte(body), m); err != nil {
+		t.Fatalf("answer does not parse as %T: %v\n%s", m, err, body)
+	}
 }

@@ -229,6 +229,7 @@ func (a *api) grpcServer(m *rpcMetrics) *grpc.Server {
 	srv := grpc.NewServer(grpc.MaxRecvMsgSize(maxBody+64<<10),
 		grpc.ChainUnaryInterceptor(m.unary), grpc.ChainStreamInterceptor(m.stream))
 	apiv1.RegisterProfileServiceServer(srv, a.profiles)
+	apiv1.RegisterPrivacyServiceServer(srv, a.privacy)
 	if a.config != nil {
 		apiv1.RegisterConfigServiceServer(srv, a.config)
 	}
@@ -241,11 +242,19 @@ func (a *api) grpcServer(m *rpcMetrics) *grpc.Server {
 // gateway is the REST face of srv.
 func (a *api) gateway(ctx context.Context, srv *grpc.Server) (*gateway, error) {
 	regs := []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		apiv1.RegisterProfileServiceHandler}
+		apiv1.RegisterProfileServiceHandler, apiv1.RegisterPrivacyServiceHandler}
 	if a.config != nil {
 		regs = append(regs, apiv1.RegisterConfigServiceHandler)
 	}
-	return newGateway(ctx, srv, regs...)
+	gw, err := newGateway(ctx, srv, regs...)
+	if err != nil {
+		return nil, err
+	}
+	if err := gw.mux.HandlePath("POST", "/v1/privacy/export", exportREST(gw.mux, apiv1.NewPrivacyServiceClient(gw.conn))); err != nil {
+		_ = gw.Close()
+		return nil, err
+	}
+	return gw, nil
 }
 
 // register mounts the REST face and the OpenAPI document on mux.
@@ -255,7 +264,6 @@ func (a *api) register(mux *http.ServeMux, gw *gateway) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(apiv1.OpenAPI)
 	})
-	a.privacy.register(mux)
 }
 
 // authenticated answers UNAUTHENTICATED (401) before the gateway reads a

@@ -1,58 +1,38 @@
 package main
 
 import (
-	"encoding/json"
+	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/api/httpbody"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/firstparty/firstparty/pkg/access"
 	"github.com/firstparty/firstparty/pkg/consent"
 	"github.com/firstparty/firstparty/pkg/pii"
 	"github.com/firstparty/firstparty/pkg/privacy"
 	"github.com/firstparty/firstparty/pkg/profileview"
+	apiv1 "github.com/firstparty/firstparty/proto/api/v1"
 )
 
-// privacyAPI serves the privacy requests (GDPR, PIPL), each audited:
-//
-//	POST /v1/privacy/erase    privacy:erase  {"identifier": "<type>:<value>", "reason": "…"}
-//	POST /v1/privacy/export   privacy:export {"identifier": "<type>:<value>"}
-//	PUT  /v1/privacy/consent  consent:write  {"identifier", "categories": {"analytics": true, …}, "source", "at"?}
-//	GET  /v1/privacy/consent  consent:read   ?identifier=<type>:<value>
-//	GET  /v1/privacy/audit    audit:read     the workspace's latest requests
-//
-// Erase answers when the person is gone from Redis and ClickHouse, with the
-// report that was also written to the audit log. Export streams one JSON
-// document (see pkg/privacy export.go; check its "complete").
+// privacyAPI serves the privacy requests (apiv1.PrivacyService; paths
+// and scopes in proto/api/v1/privacy.proto), each audited. Erase answers
+// when the person is gone from Redis and ClickHouse, with the report that
+// was also written to the audit log. Export streams one JSON document (see
+// pkg/privacy export.go; check its "complete").
 type privacyAPI struct {
+	apiv1.UnimplementedPrivacyServiceServer
 	auth *auth
 	svc  *privacy.Service
 	now  func() time.Time
-}
-
-func (p *privacyAPI) register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/privacy/erase", p.erase)
-	mux.HandleFunc("POST /v1/privacy/export", p.export)
-	mux.HandleFunc("PUT /v1/privacy/consent", p.recordConsent)
-	mux.HandleFunc("POST /v1/privacy/consent", p.recordConsent)
-	mux.HandleFunc("GET /v1/privacy/consent", p.readConsent)
-	mux.HandleFunc("GET /v1/privacy/audit", p.audit)
-}
-
-// decode reads a JSON body of at most limit bytes into v, refusing
-// unknown fields so a misspelt one is an error rather than ignored.
-func decode(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("data after the JSON object")
-	}
-	return nil
 }
 
 // logError logs what the client is not told: errors can quote the
@@ -63,160 +43,211 @@ func (p *privacyAPI) logError(msg string, err error) {
 	}
 }
 
-func (p *privacyAPI) erase(w http.ResponseWriter, r *http.Request) {
-	key, ok := p.auth.authorizeHTTP(w, r, access.PrivacyErase)
+func (p *privacyAPI) Erase(ctx context.Context, req *apiv1.EraseRequest) (*apiv1.PrivacyReport, error) {
+	key, err := p.auth.authorize(ctx, access.PrivacyErase)
+	if err != nil {
+		return nil, err
+	}
+	id, ok := parseIdentifier(req.Identifier)
 	if !ok {
-		return
+		return nil, invalid(`identifier must be <type>:<value>; send {"identifier": "<type>:<value>", "reason": "the request's reference"}`, withField("identifier"))
 	}
-	var body struct {
-		Identifier string `json:"identifier"`
-		Reason     string `json:"reason"`
+	if strings.TrimSpace(req.Reason) == "" {
+		return nil, invalid(`reason is required: the request's reference (a ticket number), kept in the audit log`, withField("reason"))
 	}
-	err := decode(w, r, &body, 64<<10)
-	id, okID := parseIdentifier(body.Identifier)
-	if err != nil || !okID || body.Reason == "" {
-		writeError(w, http.StatusBadRequest, `send {"identifier": "<type>:<value>", "reason": "the request's reference"}`)
-		return
-	}
-	rep, err := p.svc.Erase(r.Context(), key.Workspace, id, body.Reason)
+	rep, err := p.svc.Erase(ctx, key.Workspace, id, req.Reason)
 	if err != nil {
 		// rep.Status names the step, never the error (it may quote the
 		// identifiers); the service logged the error.
-		writeError(w, http.StatusServiceUnavailable, "erase not finished: "+rep.Status+" (the request "+rep.RequestID+" resumes where it stopped); it is safe to send again")
-		return
+		return nil, unavailable("erase not finished: " + rep.Status + " (the request " + rep.RequestID + " resumes where it stopped); it is safe to send again")
 	}
-	writeJSON(w, privacy.MaskReport(rep, p.auth.redaction(key)))
+	return reportMessage(privacy.MaskReport(rep, p.auth.redaction(key))), nil
 }
 
-// countingWriter tells whether the answer has begun.
-type countingWriter struct {
-	w http.ResponseWriter
-	n int
+func reportMessage(r privacy.Report) *apiv1.PrivacyReport {
+	return &apiv1.PrivacyReport{RequestId: r.RequestID, Type: r.Type, Workspace: r.Workspace, Identifier: r.Identifier,
+		Reason: r.Reason, ProfileIds: r.ProfileIDs, SuppressedIdentifiers: r.Suppressed, ClickhouseTables: r.Tables,
+		RequestedAt: timestamp(r.RequestedAt), CompletedAt: timestamp(r.CompletedAt), Status: r.Status,
+		Categories: r.Categories, Source: r.Source, Rows: r.Rows}
 }
 
-func (c *countingWriter) Write(b []byte) (int, error) {
+// exportChunk is the size of the pieces an export is sent in.
+const exportChunk = 64 << 10
+
+// chunkWriter sends what is written as HttpBody messages of exportChunk
+// bytes; n tells whether the document has begun.
+type chunkWriter struct {
+	send func(*httpbody.HttpBody) error
+	n    int
+}
+
+func (c *chunkWriter) Write(b []byte) (int, error) {
+	m := &httpbody.HttpBody{Data: append([]byte(nil), b...)}
 	if c.n == 0 {
-		c.w.Header().Set("Content-Type", "application/json")
+		m.ContentType = "application/json"
+	}
+	if err := c.send(m); err != nil {
+		return 0, err
 	}
 	c.n += len(b)
-	return c.w.Write(b)
+	return len(b), nil
 }
 
-func (p *privacyAPI) export(w http.ResponseWriter, r *http.Request) {
-	key, ok := p.auth.authorizeHTTP(w, r, access.PrivacyExport)
+func (p *privacyAPI) Export(req *apiv1.ExportRequest, stream grpc.ServerStreamingServer[httpbody.HttpBody]) error {
+	ctx := stream.Context()
+	key, err := p.auth.authorize(ctx, access.PrivacyExport)
+	if err != nil {
+		return err
+	}
+	id, ok := parseIdentifier(req.Identifier)
 	if !ok {
-		return
+		return invalid(`identifier must be <type>:<value>; send {"identifier": "<type>:<value>"}, e.g. {"identifier": "email:a@b.c"}`, withField("identifier"))
 	}
-	var body struct {
-		Identifier string `json:"identifier"`
+	cw := &chunkWriter{send: stream.Send}
+	bw := bufio.NewWriterSize(cw, exportChunk)
+	_, err = p.svc.Export(ctx, key.Workspace, id, bw, p.auth.redaction(key))
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
 	}
-	err := decode(w, r, &body, 64<<10)
-	id, okID := parseIdentifier(body.Identifier)
-	if err != nil || !okID {
-		writeError(w, http.StatusBadRequest, `send {"identifier": "<type>:<value>"}, e.g. {"identifier": "email:a@b.c"}`)
-		return
-	}
-	cw := &countingWriter{w: w}
-	if _, err := p.svc.Export(r.Context(), key.Workspace, id, cw, p.auth.redaction(key)); err != nil && cw.n == 0 {
+	if err != nil && cw.n == 0 {
 		p.logError("export not started", err)
-		writeError(w, http.StatusServiceUnavailable, "export not started (Redis or ClickHouse unavailable); retry")
+		return unavailable("export not started (Redis or ClickHouse unavailable); retry")
 	}
 	// Once the document has begun, a failure is told inside it
 	// ("complete": false, "error") and in the audit log.
+	return nil
 }
 
-func (p *privacyAPI) recordConsent(w http.ResponseWriter, r *http.Request) {
-	key, ok := p.auth.authorizeHTTP(w, r, access.ConsentWrite)
-	if !ok {
-		return
-	}
-	var body struct {
-		Identifier string          `json:"identifier"`
-		Categories map[string]bool `json:"categories"`
-		Source     string          `json:"source"`
-		At         *time.Time      `json:"at"`
-	}
-	const usage = `send {"identifier": "<type>:<value>", "categories": {"analytics": true, "marketing": false}, "source": "where it came from", "at": "RFC 3339 time of the decision (optional, default now)"}`
-	if err := decode(w, r, &body, 64<<10); err != nil {
-		writeError(w, http.StatusBadRequest, "the body is not valid ("+err.Error()+"); "+usage)
-		return
-	}
-	id, okID := parseIdentifier(body.Identifier)
-	if !okID {
-		writeError(w, http.StatusBadRequest, "identifier must be <type>:<value>; "+usage)
-		return
-	}
-	u := consent.Update{Categories: body.Categories, Source: body.Source, At: p.now()}
-	if body.At != nil {
-		if body.At.After(p.now().Add(5 * time.Minute)) {
-			writeError(w, http.StatusBadRequest, "at is in the future; send the time the person decided")
+// exportREST serves POST /v1/privacy/export in place of the generated
+// gateway handler: the document's chunks go out as they are, with no
+// delimiters between them, and an error before the first chunk gets the
+// Error body of every other call.
+func exportREST(mux *runtime.ServeMux, client apiv1.PrivacyServiceClient) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+		req := &apiv1.ExportRequest{}
+		body, err := io.ReadAll(r.Body)
+		if err == nil {
+			err = protojson.Unmarshal(body, req)
+		}
+		if err != nil {
+			writeErrorBody(w, gatewayError(rpcError(codes.InvalidArgument, `the request is not valid: `+strings.TrimPrefix(err.Error(), "proto: ")+`; send {"identifier": "<type>:<value>"}`)))
 			return
 		}
-		u.At = *body.At
+		ctx, err := runtime.AnnotateContext(r.Context(), mux, r, apiv1.PrivacyService_Export_FullMethodName, runtime.WithHTTPPathPattern("/v1/privacy/export"))
+		if err != nil {
+			writeErrorBody(w, err)
+			return
+		}
+		stream, err := client.Export(ctx, req)
+		if err != nil {
+			writeErrorBody(w, err)
+			return
+		}
+		first, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			writeErrorBody(w, unavailable("export ended before it began; retry"))
+			return
+		}
+		if err != nil {
+			writeErrorBody(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", first.GetContentType())
+		rc := http.NewResponseController(w)
+		for m := first; ; {
+			if _, err := w.Write(m.GetData()); err != nil {
+				return
+			}
+			_ = rc.Flush()
+			if m, err = stream.Recv(); err != nil {
+				return // io.EOF: done; otherwise the document says it is not complete
+			}
+		}
 	}
-	u, err := u.Normalize()
+}
+
+func (p *privacyAPI) RecordConsent(ctx context.Context, req *apiv1.RecordConsentRequest) (*apiv1.ConsentAnswer, error) {
+	key, err := p.auth.authorize(ctx, access.ConsentWrite)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
+		return nil, err
 	}
-	ans, err := p.svc.RecordConsent(r.Context(), key.Workspace, id, u)
-	if errors.Is(err, privacy.ErrSuppressed) {
-		writeError(w, http.StatusConflict, err.Error())
-		return
+	const usage = `send {"identifier": "<type>:<value>", "categories": {"analytics": true, "marketing": false}, "source": "where it came from", "at": "RFC 3339 time of the decision (optional, default now)"}`
+	id, ok := parseIdentifier(req.Identifier)
+	if !ok {
+		return nil, invalid("identifier must be <type>:<value>; "+usage, withField("identifier"))
+	}
+	u := consent.Update{Categories: req.Categories, Source: req.Source, At: p.now()}
+	if req.At != nil {
+		if err := req.At.CheckValid(); err != nil {
+			return nil, invalid("at is not a valid time: "+err.Error(), withField("at"))
+		}
+		at := req.At.AsTime()
+		if at.After(p.now().Add(5 * time.Minute)) {
+			return nil, invalid("at is in the future; send the time the person decided", withField("at"))
+		}
+		u.At = at
+	}
+	u, err = u.Normalize()
+	if err != nil {
+		return nil, invalid(err.Error())
+	}
+	ans, err := p.svc.RecordConsent(ctx, key.Workspace, id, u)
+	if errors.Is(err, privacy.ErrSuppressed) || errors.Is(err, consent.ErrTooManyCategories) {
+		return nil, rpcError(codes.FailedPrecondition, err.Error())
 	}
 	if err != nil {
 		p.logError("consent not recorded", err)
-		writeError(w, http.StatusServiceUnavailable, "consent not recorded (Redis unavailable); it is safe to send again")
-		return
+		return nil, unavailable("consent not recorded (Redis unavailable); it is safe to send again")
 	}
-	writeJSON(w, maskConsent(ans, p.auth.redaction(key)))
+	return consentMessage(ans, p.auth.redaction(key)), nil
 }
 
-func (p *privacyAPI) readConsent(w http.ResponseWriter, r *http.Request) {
-	key, ok := p.auth.authorizeHTTP(w, r, access.ConsentRead)
+func (p *privacyAPI) GetConsent(ctx context.Context, req *apiv1.GetConsentRequest) (*apiv1.ConsentAnswer, error) {
+	key, err := p.auth.authorize(ctx, access.ConsentRead)
+	if err != nil {
+		return nil, err
+	}
+	id, ok := parseIdentifier(req.Identifier)
 	if !ok {
-		return
+		return nil, invalid("send ?identifier=<type>:<value>, e.g. ?identifier=email:a@b.c", withField("identifier"))
 	}
-	id, okID := parseIdentifier(r.URL.Query().Get("identifier"))
-	if !okID {
-		writeError(w, http.StatusBadRequest, "send ?identifier=<type>:<value>, e.g. ?identifier=email:a@b.c")
-		return
-	}
-	ans, err := p.svc.ReadConsent(r.Context(), key.Workspace, id)
+	ans, err := p.svc.ReadConsent(ctx, key.Workspace, id)
 	if err != nil {
 		p.logError("consent unavailable", err)
-		writeError(w, http.StatusServiceUnavailable, "consent unavailable (Redis unavailable); retry")
-		return
+		return nil, unavailable("consent unavailable (Redis unavailable); retry")
 	}
-	writeJSON(w, maskConsent(ans, p.auth.redaction(key)))
+	return consentMessage(ans, p.auth.redaction(key)), nil
 }
 
-func maskConsent(a privacy.ConsentAnswer, red *pii.Redaction) any {
-	type answer struct {
-		privacy.ConsentAnswer
-		Consent    map[string]consent.Decision `json:"consent"`
-		Categories map[string]bool             `json:"categories"`
-	}
-	out := answer{ConsentAnswer: a, Consent: profileview.Consent(a.Consent, red), Categories: a.Consent.Granted()}
+func consentMessage(a privacy.ConsentAnswer, red *pii.Redaction) *apiv1.ConsentAnswer {
+	out := &apiv1.ConsentAnswer{RequestId: a.RequestID, Identifier: a.Identifier, ProfileId: a.ProfileID,
+		Consent: consentMessages(profileview.Consent(a.Consent, red)), Categories: a.Consent.Granted(), Applied: a.Applied}
 	if t, v, ok := strings.Cut(a.Identifier, ":"); ok {
 		out.Identifier = profileview.Identifier(red, t, v)
+	}
+	if out.Categories == nil {
+		out.Categories = map[string]bool{}
 	}
 	return out
 }
 
-func (p *privacyAPI) audit(w http.ResponseWriter, r *http.Request) {
-	key, ok := p.auth.authorizeHTTP(w, r, access.AuditRead)
-	if !ok {
-		return
-	}
-	reps, err := p.svc.Audit(r.Context(), key.Workspace, 100)
+func (p *privacyAPI) ListAudit(ctx context.Context, req *apiv1.ListAuditRequest) (*apiv1.ListAuditResponse, error) {
+	key, err := p.auth.authorize(ctx, access.AuditRead)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "audit log unavailable; retry")
-		return
+		return nil, err
+	}
+	n, err := bounded("limit", req.Limit, 100, 1, 1000)
+	if err != nil {
+		return nil, err
+	}
+	reps, err := p.svc.Audit(ctx, key.Workspace, int64(n))
+	if err != nil {
+		return nil, unavailable("audit log unavailable; retry")
 	}
 	red := p.auth.redaction(key)
-	for i := range reps {
-		reps[i] = privacy.MaskReport(reps[i], red)
+	out := &apiv1.ListAuditResponse{Requests: make([]*apiv1.PrivacyReport, 0, len(reps))}
+	for _, r := range reps {
+		out.Requests = append(out.Requests, reportMessage(privacy.MaskReport(r, red)))
 	}
-	writeJSON(w, map[string]any{"requests": reps})
+	return out, nil
 }

@@ -280,7 +280,7 @@ func (p *profileAPI) SearchProfiles(ctx context.Context, req *apiv1.SearchProfil
 	if err != nil {
 		return nil, err
 	}
-	if req.Trait == "" {
+	if req.Trait == "" || req.Value == "" {
 		return nil, invalid("search with ?trait=<name>&value=<value>, e.g. ?trait=plan&value=pro; page on with the answer's cursor", withField("trait"))
 	}
 	red := p.auth.redaction(key)

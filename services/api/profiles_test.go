@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"google.golang.org/protobuf/encoding/protojson"
 	"io"
 	"net/http"
 	"strings"
@@ -12,10 +13,10 @@ import (
 
 	"github.com/firstparty/firstparty/pkg/access"
 	"github.com/firstparty/firstparty/pkg/identity"
-	"github.com/firstparty/firstparty/pkg/profileview"
 	"github.com/firstparty/firstparty/pkg/redisclient"
 	"github.com/firstparty/firstparty/pkg/segstate"
 	"github.com/firstparty/firstparty/pkg/testinfra"
+	apiv1 "github.com/firstparty/firstparty/proto/api/v1"
 )
 
 func TestProfileByAnyIdentifier(t *testing.T) {
@@ -50,22 +51,22 @@ func TestProfileByAnyIdentifier(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return resp.StatusCode, compact(b)
 	}
 	var first string
 	for _, id := range []string{"user_id:42", "email:ann@x.io", "anonymous_id:a1"} {
 		code, body := get("/v1/profiles/"+id, "fpa_admin_key_0123456789")
-		var p profileview.Profile
-		if code != 200 || json.Unmarshal([]byte(body), &p) != nil || len(p.Identities) != 3 || string(p.Traits["plan"]) != `"pro"` || fmt.Sprint(p.Segments) != "[vip]" {
+		p := &apiv1.Profile{}
+		if code != 200 || protojson.Unmarshal([]byte(body), p) != nil || len(p.Identities) != 3 || p.Traits["plan"].GetStringValue() != "pro" || fmt.Sprint(p.Segments) != "[vip]" {
 			t.Fatalf("GET %s = %d %s", id, code, body)
 		}
 		if first == "" {
-			first = p.ProfileID
-		} else if p.ProfileID != first {
+			first = p.ProfileId
+		} else if p.ProfileId != first {
 			t.Fatalf("%s resolves to another profile", id)
 		}
-		if !p.FirstSeen.Equal(at) || !p.LastSeen.Equal(at.Add(time.Minute)) {
-			t.Errorf("first/last seen = %v / %v", p.FirstSeen, p.LastSeen)
+		if !p.FirstSeen.AsTime().Equal(at) || !p.LastSeen.AsTime().Equal(at.Add(time.Minute)) || p.Version != 2 || p.Counters["identify"] != 2 {
+			t.Errorf("first/last seen = %v / %v, version %d, counters %v", p.FirstSeen, p.LastSeen, p.Version, p.Counters)
 		}
 	}
 	for _, tt := range []struct {
