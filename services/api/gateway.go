@@ -192,6 +192,10 @@ func gatewayError(err error) error {
 	st := status.Convert(err)
 	if st.Code() == codes.InvalidArgument && len(st.Details()) == 0 {
 		msg := st.Message()
+		if strings.Contains(msg, "http: request body too large") {
+			// The gateway passes a decoding error on as text only.
+			return status.Error(codes.InvalidArgument, fmt.Sprintf("the body is over %d bytes (the limit of one request)", maxBody))
+		}
 		msg = strings.TrimPrefix(msg, "proto: ")
 		return status.Error(codes.InvalidArgument, "the request is not valid: "+msg)
 	}
