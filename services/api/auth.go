@@ -33,6 +33,18 @@ func (a *auth) authorize(ctx context.Context, scope access.Scope) (access.Key, e
 			header = v[0]
 		}
 	}
+	k, err := a.authenticate(header)
+	if err != nil {
+		return k, err
+	}
+	if !k.Has(scope) {
+		return access.Key{}, rpcError(codes.PermissionDenied, "this key lacks the scope "+string(scope), withScope(string(scope)))
+	}
+	return k, nil
+}
+
+// authenticate finds the key of an Authorization header value.
+func (a *auth) authenticate(header string) (access.Key, error) {
 	token, ok := strings.CutPrefix(header, "Bearer ")
 	if !ok || token == "" {
 		return access.Key{}, rpcError(codes.Unauthenticated, "send an admin key as Authorization: Bearer <key>")
@@ -44,9 +56,6 @@ func (a *auth) authorize(ctx context.Context, scope access.Scope) (access.Key, e
 			msg = "a write key can only send events to the collector; the API needs an admin key as Authorization: Bearer <key>"
 		}
 		return access.Key{}, rpcError(codes.Unauthenticated, msg)
-	}
-	if !k.Has(scope) {
-		return access.Key{}, rpcError(codes.PermissionDenied, "this key lacks the scope "+string(scope), withScope(string(scope)))
 	}
 	return k, nil
 }

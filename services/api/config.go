@@ -1,14 +1,15 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"slices"
-	"strconv"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/firstparty/firstparty/pkg/access"
 	"github.com/firstparty/firstparty/pkg/consent"
@@ -18,33 +19,20 @@ import (
 	"github.com/firstparty/firstparty/pkg/sources"
 	"github.com/firstparty/firstparty/pkg/trackingplan"
 	"github.com/firstparty/firstparty/pkg/webhook"
+	apiv1 "github.com/firstparty/firstparty/proto/api/v1"
 )
 
-// configAPI is the control plane (pkg/controlplane): the workspaces'
-// configuration, written to the config topic and in force at every
-// service within seconds.
+// configAPI is the control plane (apiv1.ConfigService over
+// pkg/controlplane; paths and scopes in proto/api/v1/config.proto): the
+// workspaces' configuration, written to the config topic and in force at
+// every service within seconds.
 //
-//	GET    /v1/workspaces                                  config:read    the workspaces the key may see
-//	GET    /v1/workspaces/{ws}                             config:read    the document (with its version)
-//	PUT    /v1/workspaces/{ws}                             config:write   replace it; "version" is the one replaced (0: create, operator key only)
-//	DELETE /v1/workspaces/{ws}?version=                    config:write   operator key only
-//	POST   /v1/workspaces/{ws}/sources                     sources:write  {"id", …}: a new source with a generated write key
-//	DELETE /v1/workspaces/{ws}/sources/{id}                sources:write
-//	POST   /v1/workspaces/{ws}/sources/{id}/keys           sources:write  rotate: a new key; {"retire": [keys]} or {"retire_all": true} drops old ones
-//	DELETE /v1/workspaces/{ws}/sources/{id}/keys/{key}     sources:write  revoke
-//	PUT    /v1/workspaces/{ws}/sources/{id}/tracking-plan  config:write   (DELETE removes it)
-//	PUT    /v1/workspaces/{ws}/sources/{id}/pii            config:write   [{"path", "action"}]
-//	PUT    /v1/workspaces/{ws}/consent                     config:write   {"required": [categories]}
-//	PUT    /v1/workspaces/{ws}/segments/{id}               segments:write compiled on save (DELETE removes it)
-//	PUT    /v1/workspaces/{ws}/destinations/{id}           config:write   webhook destination (DELETE removes it)
-//	POST   /v1/config:apply[?dry_run=true]                 config:write   a whole YAML file (GitOps)
-//
-// Isolation: a key of workspace A gets 404 for workspace B, exactly as for
-// a workspace that does not exist. Only an operator key (workspace "*",
-// pkg/access) creates and deletes workspaces. Errors: 400 with the
-// message of the check that failed (and "field" where one is at fault),
-// 409 with "current_version" on a version conflict.
+// Isolation: a key of workspace A gets NOT_FOUND for workspace B, exactly
+// as for a workspace that does not exist. Only an operator key (workspace
+// "*", pkg/access) creates and deletes workspaces. Every write records who
+// made it (the document's updated_by) and is logged.
 type configAPI struct {
+	apiv1.UnimplementedConfigServiceServer
 	auth  *auth
 	store *controlplane.Store // nil: the configuration comes from a file
 	// destinations is where a workspace key's destinations may send
@@ -53,137 +41,137 @@ type configAPI struct {
 	log          *slog.Logger // nil: nothing logged
 }
 
-func (c *configAPI) register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/workspaces", c.list)
-	mux.HandleFunc("GET /v1/workspaces/{ws}", c.get)
-	mux.HandleFunc("PUT /v1/workspaces/{ws}", c.put)
-	mux.HandleFunc("DELETE /v1/workspaces/{ws}", c.delete)
-	mux.HandleFunc("POST /v1/workspaces/{ws}/sources", c.createSource)
-	mux.HandleFunc("DELETE /v1/workspaces/{ws}/sources/{id}", c.deleteSource)
-	mux.HandleFunc("POST /v1/workspaces/{ws}/sources/{id}/keys", c.rotateKey)
-	mux.HandleFunc("DELETE /v1/workspaces/{ws}/sources/{id}/keys/{key}", c.revokeKey)
-	mux.HandleFunc("PUT /v1/workspaces/{ws}/sources/{id}/tracking-plan", c.putPlan)
-	mux.HandleFunc("DELETE /v1/workspaces/{ws}/sources/{id}/tracking-plan", c.putPlan)
-	mux.HandleFunc("PUT /v1/workspaces/{ws}/sources/{id}/pii", c.putPII)
-	mux.HandleFunc("PUT /v1/workspaces/{ws}/consent", c.putConsent)
-	mux.HandleFunc("PUT /v1/workspaces/{ws}/segments/{id}", c.putSegment)
-	mux.HandleFunc("DELETE /v1/workspaces/{ws}/segments/{id}", c.deleteSegment)
-	mux.HandleFunc("PUT /v1/workspaces/{ws}/destinations/{id}", c.putDestination)
-	mux.HandleFunc("DELETE /v1/workspaces/{ws}/destinations/{id}", c.deleteDestination)
-	mux.HandleFunc("POST /v1/config:apply", c.apply)
-}
-
-// authorize checks the scope and that the key may act on the workspace of
-// the path; another workspace is "not found".
-func (c *configAPI) authorize(w http.ResponseWriter, r *http.Request, scope access.Scope) (access.Key, string, bool) {
-	key, ok := c.auth.authorizeHTTP(w, r, scope)
-	if !ok {
-		return key, "", false
+// authorize checks the scope and that the key may act on workspace ws
+// ("": no workspace); another workspace is "not found".
+func (c *configAPI) authorize(ctx context.Context, scope access.Scope, ws string) (access.Key, error) {
+	key, err := c.auth.authorize(ctx, scope)
+	if err != nil {
+		return key, err
 	}
 	if c.store == nil {
-		writeError(w, http.StatusServiceUnavailable, "the control plane is off: this API reads its configuration from a file; start it with -config.source=topic")
-		return key, "", false
+		return key, unavailable("the control plane is off: this API reads its configuration from a file; start it with -config.source=topic")
 	}
-	ws := r.PathValue("ws")
 	if ws != "" && !key.CanAccess(ws) {
-		writeError(w, http.StatusNotFound, "workspace "+ws+" not found")
-		return key, "", false
+		return key, missing("workspace " + ws + " not found")
 	}
-	return key, ws, true
+	return key, nil
 }
 
 func by(k access.Key) string { return "api key of " + k.Workspace }
 
-func (c *configAPI) list(w http.ResponseWriter, r *http.Request) {
-	key, _, ok := c.authorize(w, r, access.ConfigRead)
-	if !ok {
-		return
+// created makes the REST answer 201 Created (gateway.go, httpStatus).
+func created(ctx context.Context) {
+	_ = grpc.SetHeader(ctx, metadata.Pairs(httpCodeHeader, "201"))
+}
+
+// logWrite records a write of the configuration (the audit trail beside
+// the document's updated_by).
+func (c *configAPI) logWrite(what, ws string, version int64, key access.Key) {
+	if c.log != nil {
+		c.log.Info("configuration written", "change", what, "workspace", ws, "version", version, "by", by(key))
 	}
-	out := []controlplane.Document{}
+}
+
+// document is d on the wire.
+func document(d controlplane.Document) (*apiv1.Document, error) {
+	m := &apiv1.Document{}
+	if err := toProto(d, m); err != nil {
+		return nil, rpcError(codes.Internal, "converting workspace "+d.ID+" for the answer: "+err.Error())
+	}
+	return m, nil
+}
+
+func (c *configAPI) ListWorkspaces(ctx context.Context, _ *apiv1.ListWorkspacesRequest) (*apiv1.ListWorkspacesResponse, error) {
+	key, err := c.authorize(ctx, access.ConfigRead, "")
+	if err != nil {
+		return nil, err
+	}
+	out := &apiv1.ListWorkspacesResponse{Workspaces: []*apiv1.Document{}}
 	for _, d := range c.store.Documents() {
 		if key.CanAccess(d.ID) {
-			out = append(out, d)
+			m, err := document(d)
+			if err != nil {
+				return nil, err
+			}
+			out.Workspaces = append(out.Workspaces, m)
 		}
 	}
-	writeJSON(w, map[string]any{"workspaces": out})
+	return out, nil
 }
 
-func (c *configAPI) get(w http.ResponseWriter, r *http.Request) {
-	_, ws, ok := c.authorize(w, r, access.ConfigRead)
-	if !ok {
-		return
+func (c *configAPI) GetWorkspace(ctx context.Context, req *apiv1.GetWorkspaceRequest) (*apiv1.Document, error) {
+	if _, err := c.authorize(ctx, access.ConfigRead, req.WorkspaceId); err != nil {
+		return nil, err
 	}
-	d, found := c.store.Get(ws)
+	d, found := c.store.Get(req.WorkspaceId)
 	if !found {
-		writeError(w, http.StatusNotFound, "workspace "+ws+" not found")
-		return
+		return nil, missing("workspace " + req.WorkspaceId + " not found")
 	}
-	writeJSON(w, d)
+	return document(d)
 }
 
-func (c *configAPI) put(w http.ResponseWriter, r *http.Request) {
-	key, ws, ok := c.authorize(w, r, access.ConfigWrite)
-	if !ok {
-		return
-	}
-	d, err := controlplane.DecodeStrict(http.MaxBytesReader(w, r.Body, maxConfigBody))
+func (c *configAPI) PutWorkspace(ctx context.Context, req *apiv1.PutWorkspaceRequest) (*apiv1.Document, error) {
+	ws := req.WorkspaceId
+	key, err := c.authorize(ctx, access.ConfigWrite, ws)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "send the workspace document as JSON (the fields of one entry of workspaces: in the YAML file, plus \"version\": the version it replaces, 0 to create): "+err.Error())
-		return
+		return nil, err
+	}
+	if req.Document == nil {
+		return nil, invalid(`send the workspace document (the fields of one entry of workspaces: in the configuration file, plus "version": the version it replaces, 0 to create)`, withField("document"))
+	}
+	var d controlplane.Document
+	if err := fromProto(req.Document, &d); err != nil {
+		return nil, invalid("the workspace document: "+err.Error(), withField("document"))
 	}
 	if d.ID == "" {
 		d.ID = ws
 	}
 	if d.ID != ws {
-		writeFieldError(w, http.StatusBadRequest, fmt.Sprintf("the document's id %q is not the workspace of the path %q", d.ID, ws), "id")
-		return
+		return nil, invalid(fmt.Sprintf("the document's id %q is not the workspace of the path %q", d.ID, ws), withField("id"))
 	}
 	cur, exists := c.store.Get(ws)
 	if !exists && !key.Operator() {
-		writeError(w, http.StatusForbidden, "workspace "+ws+" does not exist, and creating a workspace needs an operator key (workspace *)")
-		return
+		return nil, rpcError(codes.PermissionDenied, "workspace "+ws+" does not exist, and creating a workspace needs an operator key (workspace *)")
 	}
-	if err := c.checkEdit(r, key, &cur.Workspace, d.Workspace); err != nil {
-		c.writeStoreError(w, key, err)
-		return
+	if err := c.checkEdit(ctx, key, &cur.Workspace, d.Workspace); err != nil {
+		return nil, c.storeError(key, err)
 	}
-	doc, err := c.store.Put(r.Context(), d.Workspace, d.Version, by(key))
+	doc, err := c.store.Put(ctx, d.Workspace, d.Version, by(key))
 	if err != nil {
-		c.writeStoreError(w, key, err)
-		return
+		return nil, c.storeError(key, err)
 	}
+	c.logWrite("workspace", ws, doc.Version, key)
 	if doc.Version == 1 {
-		w.WriteHeader(http.StatusCreated)
+		created(ctx)
 	}
-	writeJSON(w, doc)
+	return document(doc)
 }
 
-func (c *configAPI) delete(w http.ResponseWriter, r *http.Request) {
-	key, ws, ok := c.authorize(w, r, access.ConfigWrite)
-	if !ok {
-		return
+func (c *configAPI) DeleteWorkspace(ctx context.Context, req *apiv1.DeleteWorkspaceRequest) (*apiv1.DeleteWorkspaceResponse, error) {
+	ws := req.WorkspaceId
+	key, err := c.authorize(ctx, access.ConfigWrite, ws)
+	if err != nil {
+		return nil, err
 	}
 	if !key.Operator() {
-		writeError(w, http.StatusForbidden, "deleting a workspace needs an operator key (workspace *)")
-		return
+		return nil, rpcError(codes.PermissionDenied, "deleting a workspace needs an operator key (workspace *)")
 	}
 	expected := int64(-1)
-	if v := r.URL.Query().Get("version"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
-			writeFieldError(w, http.StatusBadRequest, "version must be the workspace's current version (1 or more)", "version")
-			return
+	if req.Version != nil {
+		if *req.Version < 1 {
+			return nil, invalid("version must be the workspace's current version (1 or more)", withField("version"))
 		}
-		expected = n
+		expected = *req.Version
 	}
-	if err := c.store.Delete(r.Context(), ws, expected); err != nil {
-		c.writeStoreError(w, key, err)
-		return
+	if err := c.store.Delete(ctx, ws, expected); err != nil {
+		return nil, c.storeError(key, err)
 	}
-	writeJSON(w, map[string]any{"deleted": ws})
+	c.logWrite("workspace deleted", ws, 0, key)
+	return &apiv1.DeleteWorkspaceResponse{Deleted: ws}, nil
 }
 
-// badRequest is an edit refused before writing: 400 naming the field.
+// badRequest is an edit refused before writing: INVALID_ARGUMENT naming
+// the field.
 type badRequest struct{ msg, field string }
 
 func (e *badRequest) Error() string { return e.msg }
@@ -199,39 +187,40 @@ type conflict struct{ msg string }
 func (e *conflict) Error() string { return e.msg }
 
 // update changes one part of a workspace (read, change, write; read again
-// on a version conflict) and answers the new document, or extra. The
-// caller authorized key for ws first (before reading the body).
-func (c *configAPI) update(w http.ResponseWriter, r *http.Request, key access.Key, ws string, status int, fn func(*sources.Workspace) (any, error)) {
-	var extra any
-	doc, err := c.store.Update(r.Context(), ws, by(key), func(wsp *sources.Workspace) error {
+// on a version conflict) and answers the new document. The caller
+// authorized key for ws first. fn may run more than once.
+func (c *configAPI) update(ctx context.Context, key access.Key, ws, what string, fn func(*sources.Workspace) error) (controlplane.Document, error) {
+	doc, err := c.store.Update(ctx, ws, by(key), func(wsp *sources.Workspace) error {
 		old := *wsp
 		old.Destinations = slices.Clone(wsp.Destinations)
-		var err error
-		if extra, err = fn(wsp); err != nil {
+		if err := fn(wsp); err != nil {
 			return err
 		}
-		return c.checkEdit(r, key, &old, *wsp)
+		return c.checkEdit(ctx, key, &old, *wsp)
 	})
 	if err != nil {
-		c.writeStoreError(w, key, err)
-		return
+		return doc, c.storeError(key, err)
 	}
-	if extra == nil {
-		extra = doc
+	c.logWrite(what, ws, doc.Version, key)
+	return doc, nil
+}
+
+// updateDoc is update answering the new document.
+func (c *configAPI) updateDoc(ctx context.Context, key access.Key, ws, what string, fn func(*sources.Workspace) error) (*apiv1.Document, error) {
+	doc, err := c.update(ctx, key, ws, what, fn)
+	if err != nil {
+		return nil, err
 	}
-	if status != http.StatusOK {
-		w.WriteHeader(status)
-	}
-	writeJSON(w, extra)
+	return document(doc)
 }
 
 // checkEdit applies controlplane.CheckTenantEdit to a workspace key's
 // edit; an operator key may edit anything.
-func (c *configAPI) checkEdit(r *http.Request, key access.Key, old *sources.Workspace, w sources.Workspace) error {
+func (c *configAPI) checkEdit(ctx context.Context, key access.Key, old *sources.Workspace, w sources.Workspace) error {
 	if key.Operator() {
 		return nil
 	}
-	return controlplane.CheckTenantEdit(r.Context(), old, w, c.destinations)
+	return controlplane.CheckTenantEdit(ctx, old, w, c.destinations)
 }
 
 func source(wsp *sources.Workspace, id string) (*sources.Source, error) {
@@ -243,259 +232,296 @@ func source(wsp *sources.Workspace, id string) (*sources.Source, error) {
 	return nil, &notFound{"source " + id + " not found in workspace " + wsp.ID}
 }
 
-func (c *configAPI) createSource(w http.ResponseWriter, r *http.Request) {
-	key, ws, ok := c.authorize(w, r, access.SourcesWrite)
-	if !ok {
-		return
+func (c *configAPI) CreateSource(ctx context.Context, req *apiv1.CreateSourceRequest) (*apiv1.CreateSourceResponse, error) {
+	ws := req.WorkspaceId
+	key, err := c.authorize(ctx, access.SourcesWrite, ws)
+	if err != nil {
+		return nil, err
+	}
+	const example = `send the source, e.g. {"id": "web", "name": "Website", "allowed_origins": ["https://shop.example"]}`
+	if req.Source == nil {
+		return nil, invalid(example, withField("source"))
 	}
 	var src sources.Source
-	if err := decode(w, r, &src, maxConfigBody); err != nil {
-		writeError(w, http.StatusBadRequest, `send the source as JSON, e.g. {"id": "web", "name": "Website", "allowed_origins": ["https://shop.example"]}: `+err.Error())
-		return
+	if err := fromProto(req.Source, &src); err != nil {
+		return nil, invalid(example+": "+err.Error(), withField("source"))
 	}
 	if len(src.WriteKeys) > 0 {
-		writeFieldError(w, http.StatusBadRequest, "write keys are generated: leave write_keys out (rotate with POST …/sources/{id}/keys)", "write_keys")
-		return
+		return nil, invalid("write keys are generated: leave write_keys out (rotate with POST …/sources/{id}/keys)", withField("write_keys"))
 	}
 	if src.ID == "" {
-		writeFieldError(w, http.StatusBadRequest, `the source needs an "id"`, "id")
-		return
+		return nil, invalid(`the source needs an "id"`, withField("id"))
 	}
-	c.update(w, r, key, ws, http.StatusCreated, func(wsp *sources.Workspace) (any, error) {
+	var saved sources.Source
+	doc, err := c.update(ctx, key, ws, "source "+src.ID+" created", func(wsp *sources.Workspace) error {
 		if _, err := source(wsp, src.ID); err == nil {
-			return nil, &conflict{"source " + src.ID + " already exists in workspace " + wsp.ID}
+			return &conflict{"source " + src.ID + " already exists in workspace " + wsp.ID}
 		}
-		s := src
-		s.WriteKeys = []string{controlplane.NewWriteKey()}
-		wsp.Sources = append(wsp.Sources, s)
-		return map[string]any{"workspace": wsp.ID, "source": s, "write_key": s.WriteKeys[0]}, nil
+		saved = src
+		saved.WriteKeys = []string{controlplane.NewWriteKey()}
+		wsp.Sources = append(wsp.Sources, saved)
+		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	out := &apiv1.CreateSourceResponse{Workspace: doc.ID, Source: &apiv1.Source{}, WriteKey: saved.WriteKeys[0]}
+	if err := toProto(saved, out.Source); err != nil {
+		return nil, rpcError(codes.Internal, "converting source "+saved.ID+" for the answer: "+err.Error())
+	}
+	created(ctx)
+	return out, nil
 }
 
-func (c *configAPI) deleteSource(w http.ResponseWriter, r *http.Request) {
-	key, ws, ok := c.authorize(w, r, access.SourcesWrite)
-	if !ok {
-		return
+func (c *configAPI) DeleteSource(ctx context.Context, req *apiv1.DeleteSourceRequest) (*apiv1.Document, error) {
+	key, err := c.authorize(ctx, access.SourcesWrite, req.WorkspaceId)
+	if err != nil {
+		return nil, err
 	}
-	id := r.PathValue("id")
-	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	id := req.SourceId
+	return c.updateDoc(ctx, key, req.WorkspaceId, "source "+id+" deleted", func(wsp *sources.Workspace) error {
 		if _, err := source(wsp, id); err != nil {
-			return nil, err
+			return err
 		}
 		wsp.Sources = slices.DeleteFunc(wsp.Sources, func(s sources.Source) bool { return s.ID == id })
-		return nil, nil
+		return nil
 	})
 }
 
-func (c *configAPI) rotateKey(w http.ResponseWriter, r *http.Request) {
-	key, ws, ok := c.authorize(w, r, access.SourcesWrite)
-	if !ok {
-		return
+func (c *configAPI) RotateWriteKey(ctx context.Context, req *apiv1.RotateWriteKeyRequest) (*apiv1.RotateWriteKeyResponse, error) {
+	key, err := c.authorize(ctx, access.SourcesWrite, req.WorkspaceId)
+	if err != nil {
+		return nil, err
 	}
-	var body struct {
-		Retire    []string `json:"retire"`
-		RetireAll bool     `json:"retire_all"`
+	id := req.SourceId
+	if req.RetireAll && len(req.Retire) > 0 {
+		return nil, invalid("send retire (the keys to remove) or retire_all, not both", withField("retire"))
 	}
-	if r.ContentLength != 0 {
-		if err := decode(w, r, &body, 64<<10); err != nil {
-			writeError(w, http.StatusBadRequest, `send {} or {"retire": ["<old key>", …]} or {"retire_all": true}: `+err.Error())
-			return
-		}
-	}
-	id := r.PathValue("id")
-	c.update(w, r, key, ws, http.StatusCreated, func(wsp *sources.Workspace) (any, error) {
+	var out *apiv1.RotateWriteKeyResponse
+	_, err = c.update(ctx, key, req.WorkspaceId, "write key of source "+id+" rotated", func(wsp *sources.Workspace) error {
 		src, err := source(wsp, id)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		for _, k := range body.Retire {
+		for _, k := range req.Retire {
 			if !slices.Contains(src.WriteKeys, k) {
-				return nil, &badRequest{"a key to retire is not a key of source " + id, "retire"}
+				return &badRequest{"a key to retire is not a key of source " + id, "retire"}
 			}
 		}
-		retired := len(body.Retire)
-		if body.RetireAll {
+		retired := len(req.Retire)
+		if req.RetireAll {
 			retired = len(src.WriteKeys)
 			src.WriteKeys = nil
 		}
-		src.WriteKeys = slices.DeleteFunc(src.WriteKeys, func(k string) bool { return slices.Contains(body.Retire, k) })
-		key := controlplane.NewWriteKey()
-		src.WriteKeys = append(src.WriteKeys, key)
-		return map[string]any{"workspace": wsp.ID, "source": id, "write_key": key, "retired": retired, "keys": len(src.WriteKeys)}, nil
+		src.WriteKeys = slices.DeleteFunc(src.WriteKeys, func(k string) bool { return slices.Contains(req.Retire, k) })
+		k := controlplane.NewWriteKey()
+		src.WriteKeys = append(src.WriteKeys, k)
+		out = &apiv1.RotateWriteKeyResponse{Workspace: wsp.ID, Source: id, WriteKey: k, Retired: int32(retired), Keys: int32(len(src.WriteKeys))}
+		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	created(ctx)
+	return out, nil
 }
 
-func (c *configAPI) revokeKey(w http.ResponseWriter, r *http.Request) {
-	key, ws, ok := c.authorize(w, r, access.SourcesWrite)
-	if !ok {
-		return
+func (c *configAPI) RevokeWriteKey(ctx context.Context, req *apiv1.RevokeWriteKeyRequest) (*apiv1.RevokeWriteKeyResponse, error) {
+	key, err := c.authorize(ctx, access.SourcesWrite, req.WorkspaceId)
+	if err != nil {
+		return nil, err
 	}
-	id, k := r.PathValue("id"), r.PathValue("key")
-	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	id, k := req.SourceId, req.Key
+	var out *apiv1.RevokeWriteKeyResponse
+	_, err = c.update(ctx, key, req.WorkspaceId, "write key of source "+id+" revoked", func(wsp *sources.Workspace) error {
 		src, err := source(wsp, id)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if !slices.Contains(src.WriteKeys, k) {
-			return nil, &notFound{"that key is not a key of source " + id}
+			return &notFound{"that key is not a key of source " + id}
 		}
 		src.WriteKeys = slices.DeleteFunc(src.WriteKeys, func(x string) bool { return x == k })
-		return map[string]any{"workspace": wsp.ID, "source": id, "revoked": true, "keys": len(src.WriteKeys)}, nil
+		out = &apiv1.RevokeWriteKeyResponse{Workspace: wsp.ID, Source: id, Revoked: true, Keys: int32(len(src.WriteKeys))}
+		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-func (c *configAPI) putPlan(w http.ResponseWriter, r *http.Request) {
-	key, ws, ok := c.authorize(w, r, access.ConfigWrite)
-	if !ok {
-		return
+func (c *configAPI) PutTrackingPlan(ctx context.Context, req *apiv1.PutTrackingPlanRequest) (*apiv1.Document, error) {
+	key, err := c.authorize(ctx, access.ConfigWrite, req.WorkspaceId)
+	if err != nil {
+		return nil, err
 	}
-	id := r.PathValue("id")
-	var plan json.RawMessage
-	if r.Method == http.MethodPut {
-		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxConfigBody))
-		if err == nil {
-			_, err = trackingplan.Compile(b)
-		}
-		if err != nil {
-			writeFieldError(w, http.StatusBadRequest, "tracking plan: "+err.Error(), "sources["+id+"].tracking_plan")
-			return
-		}
-		plan = b
+	id := req.SourceId
+	field := withField("sources[" + id + "].tracking_plan")
+	if req.TrackingPlan == nil {
+		return nil, invalid("send the tracking plan as a JSON object (see pkg/trackingplan), e.g. {\"id\": \"shop-web\", \"version\": 1, \"events\": {}}", field)
 	}
-	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	plan, err := compactJSON(req.TrackingPlan)
+	if err == nil {
+		_, err = trackingplan.Compile(plan)
+	}
+	if err != nil {
+		return nil, invalid("tracking plan: "+err.Error(), field)
+	}
+	return c.setPlan(ctx, key, req.WorkspaceId, id, plan)
+}
+
+func (c *configAPI) DeleteTrackingPlan(ctx context.Context, req *apiv1.DeleteTrackingPlanRequest) (*apiv1.Document, error) {
+	key, err := c.authorize(ctx, access.ConfigWrite, req.WorkspaceId)
+	if err != nil {
+		return nil, err
+	}
+	return c.setPlan(ctx, key, req.WorkspaceId, req.SourceId, nil)
+}
+
+func (c *configAPI) setPlan(ctx context.Context, key access.Key, ws, id string, plan []byte) (*apiv1.Document, error) {
+	what := "tracking plan of source " + id + " set"
+	if plan == nil {
+		what = "tracking plan of source " + id + " deleted"
+	}
+	return c.updateDoc(ctx, key, ws, what, func(wsp *sources.Workspace) error {
 		src, err := source(wsp, id)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		src.TrackingPlan = plan
-		return nil, nil
+		return nil
 	})
 }
 
-func (c *configAPI) putPII(w http.ResponseWriter, r *http.Request) {
-	key, ws, ok := c.authorize(w, r, access.ConfigWrite)
-	if !ok {
-		return
+func (c *configAPI) PutPIIRules(ctx context.Context, req *apiv1.PutPIIRulesRequest) (*apiv1.Document, error) {
+	key, err := c.authorize(ctx, access.ConfigWrite, req.WorkspaceId)
+	if err != nil {
+		return nil, err
 	}
-	id := r.PathValue("id")
-	var rules []pii.Rule
-	if err := decode(w, r, &rules, maxConfigBody); err != nil {
-		writeError(w, http.StatusBadRequest, `send the rules as JSON, e.g. [{"path": "traits.email", "action": "hash"}]: `+err.Error())
-		return
+	id := req.SourceId
+	field := withField("sources[" + id + "].pii")
+	var holder sources.Source // the rules, converted as a source's
+	if err := fromProto(&apiv1.Source{Pii: req.Rules}, &holder); err != nil {
+		return nil, invalid(`send the rules, e.g. [{"path": "traits.email", "action": "hash"}]: `+err.Error(), field)
 	}
+	rules := holder.PII
 	if err := (pii.Policy{Rules: rules}).Validate(); err != nil {
-		writeFieldError(w, http.StatusBadRequest, "pii: "+err.Error(), "sources["+id+"].pii")
-		return
+		return nil, invalid("pii: "+err.Error(), field)
 	}
-	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	return c.updateDoc(ctx, key, req.WorkspaceId, "pii rules of source "+id+" set", func(wsp *sources.Workspace) error {
 		src, err := source(wsp, id)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		src.PII = rules
-		return nil, nil
+		return nil
 	})
 }
 
-func (c *configAPI) putConsent(w http.ResponseWriter, r *http.Request) {
-	key, ws, ok := c.authorize(w, r, access.ConfigWrite)
-	if !ok {
-		return
+func (c *configAPI) PutConsentPolicy(ctx context.Context, req *apiv1.PutConsentPolicyRequest) (*apiv1.Document, error) {
+	key, err := c.authorize(ctx, access.ConfigWrite, req.WorkspaceId)
+	if err != nil {
+		return nil, err
 	}
 	var p consent.Policy
-	if err := decode(w, r, &p, maxConfigBody); err != nil {
-		writeError(w, http.StatusBadRequest, `send the policy as JSON, e.g. {"required": ["analytics"]}: `+err.Error())
-		return
+	if req.Policy != nil {
+		if err := fromProto(req.Policy, &p); err != nil {
+			return nil, invalid(`send the policy, e.g. {"required": ["analytics"]}: `+err.Error(), withField("consent"))
+		}
 	}
 	if err := p.Validate(); err != nil {
-		writeFieldError(w, http.StatusBadRequest, "consent: "+err.Error(), "consent")
-		return
+		return nil, invalid("consent: "+err.Error(), withField("consent"))
 	}
-	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	return c.updateDoc(ctx, key, req.WorkspaceId, "consent policy set", func(wsp *sources.Workspace) error {
 		wsp.Consent = p
-		return nil, nil
+		return nil
 	})
 }
 
-func (c *configAPI) putSegment(w http.ResponseWriter, r *http.Request) {
-	key, ws, ok := c.authorize(w, r, access.SegmentsWrite)
-	if !ok {
-		return
+func (c *configAPI) PutSegment(ctx context.Context, req *apiv1.PutSegmentRequest) (*apiv1.Document, error) {
+	key, err := c.authorize(ctx, access.SegmentsWrite, req.WorkspaceId)
+	if err != nil {
+		return nil, err
 	}
-	id := r.PathValue("id")
+	id := req.SegmentId
+	base := "segments[" + id + "]"
+	if req.Segment == nil {
+		return nil, invalid("send the segment definition (see pkg/segments), e.g. {\"version\": 1, \"name\": \"VIP\", \"condition\": \"traits.plan == 'pro'\"}", withField(base))
+	}
 	var def segments.Definition
-	if err := decode(w, r, &def, maxConfigBody); err != nil {
-		writeError(w, http.StatusBadRequest, "send the segment definition as JSON (see pkg/segments): "+err.Error())
-		return
+	if err := fromProto(req.Segment, &def); err != nil {
+		return nil, invalid("segment "+id+": "+err.Error(), withField(base))
 	}
 	if def.ID == "" {
 		def.ID = id
 	}
 	if def.ID != id {
-		writeFieldError(w, http.StatusBadRequest, fmt.Sprintf("the definition's id %q is not the segment of the path %q", def.ID, id), "segments["+id+"].id")
-		return
+		return nil, invalid(fmt.Sprintf("the definition's id %q is not the segment of the path %q", def.ID, id), withField(base+".id"))
 	}
 	if _, err := segments.CompileDefinition(def); err != nil {
-		writeFieldError(w, http.StatusBadRequest, err.Error(), controlplane.SegmentField(id, err))
-		return
+		return nil, invalid(err.Error(), withField(controlplane.SegmentField(id, err)))
 	}
-	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	return c.updateDoc(ctx, key, req.WorkspaceId, "segment "+id+" set", func(wsp *sources.Workspace) error {
 		wsp.Segments = upsertByID(wsp.Segments, def, segmentID)
-		return nil, nil
+		return nil
 	})
 }
 
-func (c *configAPI) deleteSegment(w http.ResponseWriter, r *http.Request) {
-	key, ws, ok := c.authorize(w, r, access.SegmentsWrite)
-	if !ok {
-		return
+func (c *configAPI) DeleteSegment(ctx context.Context, req *apiv1.DeleteSegmentRequest) (*apiv1.Document, error) {
+	key, err := c.authorize(ctx, access.SegmentsWrite, req.WorkspaceId)
+	if err != nil {
+		return nil, err
 	}
-	id := r.PathValue("id")
-	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	id := req.SegmentId
+	return c.updateDoc(ctx, key, req.WorkspaceId, "segment "+id+" deleted", func(wsp *sources.Workspace) error {
 		var found bool
 		if wsp.Segments, found = deleteByID(wsp.Segments, id, segmentID); !found {
-			return nil, &notFound{"segment " + id + " not found in workspace " + wsp.ID}
+			return &notFound{"segment " + id + " not found in workspace " + wsp.ID}
 		}
-		return nil, nil
+		return nil
 	})
 }
 
-func (c *configAPI) putDestination(w http.ResponseWriter, r *http.Request) {
-	key, ws, ok := c.authorize(w, r, access.ConfigWrite)
-	if !ok {
-		return
+func (c *configAPI) PutDestination(ctx context.Context, req *apiv1.PutDestinationRequest) (*apiv1.Document, error) {
+	key, err := c.authorize(ctx, access.ConfigWrite, req.WorkspaceId)
+	if err != nil {
+		return nil, err
 	}
-	id := r.PathValue("id")
+	id := req.DestinationId
+	base := "destinations[" + id + "]"
+	const example = `send the destination, e.g. {"url": "https://crm.example/hook", "secret_env": "FP_CRM_SECRET", "segments": ["vip"]}`
+	if req.Destination == nil {
+		return nil, invalid(example, withField(base))
+	}
 	var d webhook.Destination
-	if err := decode(w, r, &d, maxConfigBody); err != nil {
-		writeError(w, http.StatusBadRequest, `send the destination as JSON, e.g. {"url": "https://crm.example/hook", "secret_env": "FP_CRM_SECRET", "segments": ["vip"]}: `+err.Error())
-		return
+	if err := fromProto(req.Destination, &d); err != nil {
+		return nil, invalid(example+": "+err.Error(), withField(base))
 	}
 	if d.ID == "" {
 		d.ID = id
 	}
 	if d.ID != id {
-		writeFieldError(w, http.StatusBadRequest, fmt.Sprintf("the destination's id %q is not the one of the path %q", d.ID, id), "destinations["+id+"].id")
-		return
+		return nil, invalid(fmt.Sprintf("the destination's id %q is not the one of the path %q", d.ID, id), withField(base+".id"))
 	}
-	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	return c.updateDoc(ctx, key, req.WorkspaceId, "destination "+id+" set", func(wsp *sources.Workspace) error {
 		wsp.Destinations = upsertByID(wsp.Destinations, d, destinationID)
-		return nil, nil
+		return nil
 	})
 }
 
-func (c *configAPI) deleteDestination(w http.ResponseWriter, r *http.Request) {
-	key, ws, ok := c.authorize(w, r, access.ConfigWrite)
-	if !ok {
-		return
+func (c *configAPI) DeleteDestination(ctx context.Context, req *apiv1.DeleteDestinationRequest) (*apiv1.Document, error) {
+	key, err := c.authorize(ctx, access.ConfigWrite, req.WorkspaceId)
+	if err != nil {
+		return nil, err
 	}
-	id := r.PathValue("id")
-	c.update(w, r, key, ws, http.StatusOK, func(wsp *sources.Workspace) (any, error) {
+	id := req.DestinationId
+	return c.updateDoc(ctx, key, req.WorkspaceId, "destination "+id+" deleted", func(wsp *sources.Workspace) error {
 		var found bool
 		if wsp.Destinations, found = deleteByID(wsp.Destinations, id, destinationID); !found {
-			return nil, &notFound{"destination " + id + " not found in workspace " + wsp.ID}
+			return &notFound{"destination " + id + " not found in workspace " + wsp.ID}
 		}
-		return nil, nil
+		return nil
 	})
 }
 
@@ -519,25 +545,20 @@ func deleteByID[T any](list []T, want string, id func(T) string) ([]T, bool) {
 	return list, len(list) < n
 }
 
-// apply serves POST /v1/config:apply: the body is a whole configuration
-// file (YAML or JSON, pkg/sources); every workspace in it the key may
-// write is created or replaced, the others are reported as skipped.
-func (c *configAPI) apply(w http.ResponseWriter, r *http.Request) {
-	key, _, ok := c.authorize(w, r, access.ConfigWrite)
-	if !ok {
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<20))
+// ApplyConfig is GitOps: every workspace of the file the key may write is
+// created or replaced, the others are reported as skipped.
+func (c *configAPI) ApplyConfig(ctx context.Context, req *apiv1.ApplyConfigRequest) (*apiv1.ApplyReport, error) {
+	key, err := c.authorize(ctx, access.ConfigWrite, "")
 	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "the configuration file is larger than 16 MiB")
-		return
+		return nil, err
 	}
-	cfg, err := sources.ParseConfig(body)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
+	if req.Config == nil {
+		return nil, invalid("send the configuration file as the body (JSON, or YAML with Content-Type: application/yaml)", withField("config"))
 	}
-	dry := r.URL.Query().Get("dry_run") == "true"
+	var cfg sources.Config
+	if err := fromProto(req.Config, &cfg); err != nil {
+		return nil, invalid("the configuration: "+err.Error(), withField("config"))
+	}
 	may := func(ws string, exists bool) error {
 		switch {
 		case !key.CanAccess(ws):
@@ -555,85 +576,59 @@ func (c *configAPI) apply(w http.ResponseWriter, r *http.Request) {
 		if cur, ok := c.store.Get(wsp.ID); ok {
 			old = &cur.Workspace
 		}
-		if err := c.checkEdit(r, key, old, wsp); err != nil {
+		if err := c.checkEdit(ctx, key, old, wsp); err != nil {
 			var rf *controlplane.RefusedError
 			if errors.As(err, &rf) {
-				writeFieldError(w, http.StatusForbidden, "workspace "+wsp.ID+": "+rf.Msg, "workspaces["+wsp.ID+"]."+rf.Field)
-				return
+				return nil, rpcError(codes.PermissionDenied, "workspace "+wsp.ID+": "+rf.Msg, withField("workspaces["+wsp.ID+"]."+rf.Field))
 			}
-			c.writeStoreError(w, key, err)
-			return
+			return nil, c.storeError(key, err)
 		}
 	}
-	rep, err := c.store.Apply(r.Context(), cfg, may, dry, "apply by "+by(key))
+	rep, err := c.store.Apply(ctx, cfg, may, req.DryRun, "apply by "+by(key))
 	if err != nil {
-		c.writeStoreError(w, key, err)
-		return
+		return nil, c.storeError(key, err)
 	}
-	writeJSON(w, rep)
+	for ws, v := range rep.Written {
+		c.logWrite("applied", ws, v, key)
+	}
+	out := &apiv1.ApplyReport{}
+	if err := toProto(rep, out); err != nil {
+		return nil, rpcError(codes.Internal, "converting the apply report: "+err.Error())
+	}
+	return out, nil
 }
 
-// maxConfigBody bounds the body of one control-plane edit (a workspace
-// document, a source, a segment, a tracking plan).
-const maxConfigBody = 4 << 20
-
-// writeStoreError answers err; a workspace key is not told which other
+// storeError is err as an answer; a workspace key is not told which other
 // workspace holds a write key (sources.PublicMessage).
-func (c *configAPI) writeStoreError(w http.ResponseWriter, key access.Key, err error) {
-	var rf *controlplane.RefusedError
-	if errors.As(err, &rf) {
-		writeFieldError(w, http.StatusForbidden, rf.Msg, rf.Field)
-		return
-	}
-	var inv *controlplane.InvalidError
-	if errors.As(err, &inv) && !key.Operator() {
-		writeError(w, http.StatusBadRequest, "the configuration does not build: "+sources.PublicMessage(inv, key.Workspace))
-		return
-	}
-	if !errors.Is(err, controlplane.ErrNotFound) && !errors.As(err, new(*controlplane.ConflictError)) && !errors.As(err, new(*badRequest)) &&
-		!errors.As(err, new(*notFound)) && !errors.As(err, new(*conflict)) && !errors.As(err, &inv) {
-		if c.log != nil {
-			c.log.Warn("configuration store unavailable", "err", err)
-		}
-		writeError(w, http.StatusServiceUnavailable, "configuration store unavailable; retry")
-		return
-	}
-	writeStoreError(w, err)
-}
-
-func writeStoreError(w http.ResponseWriter, err error) {
+func (c *configAPI) storeError(key access.Key, err error) error {
 	var (
+		rf  *controlplane.RefusedError
+		inv *controlplane.InvalidError
 		ce  *controlplane.ConflictError
 		br  *badRequest
 		nf  *notFound
 		cf  *conflict
-		inv *controlplane.InvalidError
 	)
 	switch {
-	case errors.As(err, &ce):
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusConflict)
-		_ = json.NewEncoder(w).Encode(map[string]any{"error": ce.Error(), "current_version": ce.Current})
-	case errors.As(err, &br):
-		writeFieldError(w, http.StatusBadRequest, br.msg, br.field)
-	case errors.Is(err, controlplane.ErrNotFound):
-		writeError(w, http.StatusNotFound, err.Error())
-	case errors.As(err, &nf):
-		writeError(w, http.StatusNotFound, nf.msg)
-	case errors.As(err, &cf):
-		writeError(w, http.StatusConflict, cf.msg)
+	case errors.As(err, &rf):
+		return rpcError(codes.PermissionDenied, rf.Msg, withField(rf.Field))
+	case errors.As(err, &inv) && !key.Operator():
+		return invalid("the configuration does not build: " + sources.PublicMessage(inv, key.Workspace))
 	case errors.As(err, &inv):
-		writeError(w, http.StatusBadRequest, "the configuration does not build: "+inv.Error())
-	default:
-		writeError(w, http.StatusServiceUnavailable, "configuration store unavailable; retry: "+err.Error())
+		return invalid("the configuration does not build: " + inv.Error())
+	case errors.As(err, &ce):
+		return rpcError(codes.Aborted, ce.Error(), withVersion(ce.Current))
+	case errors.As(err, &br):
+		return invalid(br.msg, withField(br.field))
+	case errors.Is(err, controlplane.ErrNotFound):
+		return missing(err.Error())
+	case errors.As(err, &nf):
+		return missing(nf.msg)
+	case errors.As(err, &cf):
+		return rpcError(codes.AlreadyExists, cf.msg)
 	}
-}
-
-// writeFieldError is writeError naming the field at fault.
-func writeFieldError(w http.ResponseWriter, status int, msg, field string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(map[string]string{"error": msg, "field": field})
+	if c.log != nil {
+		c.log.Warn("configuration store unavailable", "err", err)
+	}
+	return unavailable("configuration store unavailable; retry")
 }

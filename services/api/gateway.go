@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
 	apiv1 "github.com/firstparty/firstparty/proto/api/v1"
@@ -126,6 +128,7 @@ func newGateway(ctx context.Context, srv *grpc.Server, register ...func(context.
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: json}),
 		runtime.WithMarshalerOption("application/yaml", &yamlMarshaler{JSONPb: json}),
 		runtime.WithMarshalerOption("application/x-yaml", &yamlMarshaler{JSONPb: json}),
+		runtime.WithForwardResponseOption(httpStatus),
 		runtime.WithErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
 			writeErrorBody(w, gatewayError(err))
 		}),
@@ -145,6 +148,27 @@ func newGateway(ctx context.Context, srv *grpc.Server, register ...func(context.
 		}
 	}
 	return &gateway{mux: mux, conn: conn, ln: ln}, nil
+}
+
+// httpCodeHeader is header metadata by which a method sets its REST
+// answer's status (201 when it created something); httpStatus applies it
+// and keeps it out of the HTTP headers.
+const httpCodeHeader = "x-http-code"
+
+func httpStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
+	md, ok := runtime.ServerMetadataFromContext(ctx)
+	if !ok {
+		return nil
+	}
+	v := md.HeaderMD.Get(httpCodeHeader)
+	if len(v) == 0 {
+		return nil
+	}
+	w.Header().Del(runtime.MetadataHeaderPrefix + httpCodeHeader)
+	if code, err := strconv.Atoi(v[0]); err == nil && code >= 200 && code < 300 {
+		w.WriteHeader(code)
+	}
+	return nil
 }
 
 // slashParams unescapes the %2F the gateway leaves in path parameters. (A
@@ -168,6 +192,10 @@ func gatewayError(err error) error {
 	st := status.Convert(err)
 	if st.Code() == codes.InvalidArgument && len(st.Details()) == 0 {
 		msg := st.Message()
+		if strings.Contains(msg, "http: request body too large") {
+			// The gateway passes a decoding error on as text only.
+			return status.Error(codes.InvalidArgument, fmt.Sprintf("the body is over %d bytes (the limit of one request)", maxBody))
+		}
 		msg = strings.TrimPrefix(msg, "proto: ")
 		return status.Error(codes.InvalidArgument, "the request is not valid: "+msg)
 	}

@@ -200,6 +200,7 @@ func (s *service) seed(a *app.App, store *controlplane.Store) {
 
 // api is every service, wired to its stores.
 type api struct {
+	auth     *auth
 	profiles *profileAPI
 	privacy  *privacyAPI
 	config   *configAPI // nil: no control plane (tests of the other services)
@@ -215,6 +216,7 @@ func newAPI(au *auth, rdb redis.UniversalClient, ch driver.Conn, database string
 		hist = &history.Reader{ClickHouse: ch, Database: database}
 	}
 	return &api{
+		auth:     au,
 		profiles: &profileAPI{graph: graph, segments: segs, consent: cons, history: hist, auth: au, changes: changes, changesTopic: topic, now: time.Now},
 		privacy: &privacyAPI{auth: au, now: time.Now, svc: &privacy.Service{Graph: graph, Suppression: suppression.New(rdb), Redis: rdb, Consent: cons,
 			Segments: segs, ClickHouse: ch, Database: database, Changes: changes, Topic: topic}},
@@ -228,6 +230,9 @@ func (a *api) grpcServer(m *rpcMetrics) *grpc.Server {
 		grpc.ChainUnaryInterceptor(m.unary), grpc.ChainStreamInterceptor(m.stream))
 	apiv1.RegisterProfileServiceServer(srv, a.profiles)
 	apiv1.RegisterPrivacyServiceServer(srv, a.privacy)
+	if a.config != nil {
+		apiv1.RegisterConfigServiceServer(srv, a.config)
+	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
@@ -238,6 +243,9 @@ func (a *api) grpcServer(m *rpcMetrics) *grpc.Server {
 func (a *api) gateway(ctx context.Context, srv *grpc.Server) (*gateway, error) {
 	regs := []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		apiv1.RegisterProfileServiceHandler, apiv1.RegisterPrivacyServiceHandler}
+	if a.config != nil {
+		regs = append(regs, apiv1.RegisterConfigServiceHandler)
+	}
 	gw, err := newGateway(ctx, srv, regs...)
 	if err != nil {
 		return nil, err
@@ -251,14 +259,25 @@ func (a *api) gateway(ctx context.Context, srv *grpc.Server) (*gateway, error) {
 
 // register mounts the REST face and the OpenAPI document on mux.
 func (a *api) register(mux *http.ServeMux, gw *gateway) {
-	mux.Handle("/v1/", gw)
+	mux.Handle("/v1/", a.authenticated(gw))
 	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(apiv1.OpenAPI)
 	})
-	if a.config != nil {
-		a.config.register(mux)
-	}
+}
+
+// authenticated answers UNAUTHENTICATED (401) before the gateway reads a
+// body when the request carries no known admin key, so nobody without a
+// key makes the API read (up to maxBody of) a request; the methods check
+// the key again, with its scope.
+func (a *api) authenticated(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := a.auth.authenticate(r.Header.Get("Authorization")); err != nil {
+			writeErrorBody(w, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // serveGRPC serves until ctx ends, then stops gracefully within drain.

@@ -50,7 +50,7 @@ func startAPI(t *testing.T, ws string) string {
 	ln.Close()
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "FP_HTTP_ADDR="+addr, "FP_KAFKA_BROKERS="+kc.Brokers.String(), "FP_REDIS_ADDR="+rc.Addrs.String(),
-		"FP_CLICKHOUSE_ADDR="+cc.Addrs.String(), "FP_CLICKHOUSE_DATABASE="+cc.Database, "FP_LOG_FORMAT=text",
+		"FP_CLICKHOUSE_ADDR="+cc.Addrs.String(), "FP_GRPC_ADDR=127.0.0.1:0", "FP_CLICKHOUSE_DATABASE="+cc.Database, "FP_LOG_FORMAT=text",
 		"FP_CONFIG_SOURCE=topic", "FP_TOPIC_CONFIG="+configTopic, "FP_ADMIN_KEYS="+opKey+"=*,"+wsKey+"="+ws)
 	for k, v := range testinfra.TopicEnv(names) {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -159,5 +159,71 @@ func TestAgainstAPI(t *testing.T) {
 	}
 	if code != 0 || json.Unmarshal([]byte(out), &p) != nil || p.ProfileID == "" || p.Traits["plan"] != "pro" {
 		t.Fatalf("profile get: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestSegmentsAndDestinations: segments and destinations list, get,
+// apply (one or a list, YAML) and delete against the real API, with the
+// API's refusals as exit code 1 naming the field.
+func TestSegmentsAndDestinations(t *testing.T) {
+	ws := testinfra.Unique(t)
+	t.Setenv("FP_TEST_FPCTL_CRM_SECRET", "0123456789abcdef0123") // the API reads it when the destination is saved
+	url := startAPI(t, ws)
+	op := map[string]string{"FP_API_URL": url, "FP_ADMIN_KEY": opKey}
+	own := map[string]string{"FP_API_URL": url, "FP_ADMIN_KEY": wsKey}
+	dir := t.TempDir()
+	file := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	config := file("config.yaml", fmt.Sprintf("workspaces:\n  - id: %s\n    sources: []\n", ws))
+	segs := file("segments.yaml", `
+- id: vip
+  version: 1
+  name: VIP
+  condition: spend >= 500.0
+  aggregates: {spend: {sum: {event: "Order Completed", property: revenue, within: 90d}}}
+- {id: dormant, version: 1, name: Dormant, condition: gone, aggregates: {gone: {inactive: {within: 30d}}}}
+`)
+	badSeg := file("bad.yaml", "{id: vip, version: 1, name: VIP, condition: 'spend >='}")
+	dest := file("crm.yaml", "id: crm\nurl: https://crm.example/hook\nsecret_env: FP_TEST_FPCTL_CRM_SECRET\nsegments: [vip]\ntimeout: 5s\n")
+	noID := file("noid.yaml", "url: https://crm.example/hook\n")
+
+	for _, step := range []struct {
+		env  map[string]string
+		args []string
+		code int
+		out  string // substring of stdout (or of stderr when code != 0)
+	}{
+		{op, []string{"apply", "-f", config}, 0, "create     " + ws},
+		{own, []string{"segments", "list", ws}, 0, "0 segments in workspace " + ws + " (version 1)"},
+		{own, []string{"segments", "apply", ws, "-f", segs}, 0, "segment dormant saved (workspace " + ws + " now at version 3)"},
+		{own, []string{"segments", "apply", ws, "-f", badSeg}, 1, "(field segments[vip].condition)"},
+		{own, []string{"segments", "list", ws}, 0, "2 segments in workspace " + ws + " (version 3)"},
+		{own, []string{"segments", "list", ws}, 0, "spend >= 500.0"},
+		{own, []string{"segments", "get", ws, "vip"}, 0, `"within": "2160h0m0s"`},
+		{own, []string{"segments", "get", ws, "nope"}, 1, "segment nope not found in workspace " + ws},
+		{own, []string{"destinations", "apply", ws, "-f", noID}, 1, "has no id"},
+		{own, []string{"destinations", "apply", ws, "-f", dest}, 1, "403 Forbidden"},
+		{op, []string{"destinations", "apply", ws, "-f", dest}, 0, "destination crm saved (workspace " + ws + " now at version 4)"},
+		{own, []string{"destinations", "list", ws}, 0, "https://crm.example/hook"},
+		{own, []string{"destinations", "list", ws, "--json"}, 0, `"timeout": "5s"`},
+		{own, []string{"segments", "delete", ws, "vip"}, 1, `segment "vip" is not defined`},
+		{own, []string{"destinations", "delete", ws, "crm"}, 0, "destination crm deleted (workspace " + ws + " now at version 5)"},
+		{own, []string{"segments", "delete", ws, "vip"}, 0, "segment vip deleted"},
+		{own, []string{"segments", "delete", ws, "vip"}, 1, "404 Not Found: segment vip not found"},
+		{own, []string{"segments", "list", ws + "-other"}, 1, "404 Not Found: workspace " + ws + "-other not found"},
+	} {
+		code, out, errOut := fpctl(t, step.env, step.args...)
+		got := out
+		if step.code != 0 {
+			got = errOut
+		}
+		if code != step.code || !strings.Contains(got, step.out) {
+			t.Fatalf("fpctl %s: exit %d\nstdout: %s\nstderr: %s\nwant exit %d and %q", strings.Join(step.args, " "), code, out, errOut, step.code, step.out)
+		}
 	}
 }

@@ -18,6 +18,13 @@ const usage = `fpctl — the Firstparty API from the command line
   fpctl sources create <ws> <id> [--name N] [--origin URL]…   a new source; prints its write key
   fpctl keys rotate <ws> <source> [--retire KEY]… [--retire-all]   add a write key, optionally retire old ones
   fpctl keys revoke <ws> <source> <key>            remove a write key
+  fpctl segments list <ws>                         the workspace's segments
+  fpctl segments get <ws> <id>                     one segment's definition
+  fpctl segments apply <ws> -f segment.yaml        create or replace the segment(s) of the file (compiled on save)
+  fpctl segments delete <ws> <id>                  remove a segment
+  fpctl destinations list <ws>                     the workspace's webhook destinations
+  fpctl destinations apply <ws> -f dest.yaml       create or replace the destination(s) of the file
+  fpctl destinations delete <ws> <id>              remove a destination
   fpctl profile get <type:value>                   a profile (customer 360), e.g. user_id:42
   fpctl erase <type:value> --reason TEXT           erase a person (privacy:erase)
   fpctl tail triggers [--workspace WS] [--from-beginning]   print segment enter/exit transitions from Kafka
@@ -64,6 +71,8 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 var arity = map[string]int{
 	"apply": 0, "workspace get": 1, "sources create": 2, "keys rotate": 2, "keys revoke": 3,
 	"profile get": 1, "erase": 1, "tail triggers": 0,
+	"segments list": 1, "segments get": 2, "segments apply": 1, "segments delete": 2,
+	"destinations list": 1, "destinations apply": 1, "destinations delete": 2,
 }
 
 // parse reads the command line; flags may come before, between or after
@@ -123,6 +132,10 @@ func parse(argv []string, env func(string) string) (command, error) {
 	case "apply":
 		if c.file == "" {
 			return command{}, usagef("apply needs -f <config.yaml> (- for standard input)")
+		}
+	case "segments apply", "destinations apply":
+		if c.file == "" {
+			return command{}, usagef("%s needs -f <file.yaml> (- for standard input): one definition, or a list of them", c.name)
 		}
 	case "profile get", "erase":
 		if t, v, ok := strings.Cut(c.args[0], ":"); !ok || t == "" || v == "" {

@@ -1,6 +1,7 @@
 // Command fpctl is the command line over the Firstparty API for the
 // everyday tasks: apply a configuration file (GitOps), create a source,
-// rotate and revoke write keys, look a profile up, erase a person, and tail
+// rotate and revoke write keys, list, apply and delete segments and webhook
+// destinations, look a profile up, erase a person, and tail
 // segment triggers from Kafka. The API's address and admin key come from
 // FP_API_URL and FP_ADMIN_KEY (as in .local/demo.env) or --api-url and
 // --admin-key. Run fpctl help for the commands.

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 )
@@ -25,14 +24,24 @@ const (
 // apiError is an answer of the API other than 2xx.
 type apiError struct {
 	status int
+	code   string // the gRPC code's name, e.g. NOT_FOUND
 	msg    string
 	field  string
+	scope  string
+	// current is the version the workspace is at (a version conflict).
+	current string
 }
 
 func (e *apiError) Error() string {
 	s := fmt.Sprintf("%d %s: %s", e.status, http.StatusText(e.status), e.msg)
 	if e.field != "" {
 		s += " (field " + e.field + ")"
+	}
+	if e.scope != "" {
+		s += " (the key needs the scope " + e.scope + ")"
+	}
+	if e.current != "" && e.current != "0" {
+		s += " (current version " + e.current + ")"
 	}
 	return s
 }
@@ -76,21 +85,20 @@ func execute(ctx context.Context, c command, out io.Writer) error {
 	switch c.name {
 	case "tail triggers":
 		return tail(ctx, c, out)
+	case "segments list", "segments get", "segments apply", "segments delete",
+		"destinations list", "destinations apply", "destinations delete":
+		return executeResource(ctx, cl, c, out)
 	case "apply":
 		var file []byte
-		if c.file == "-" {
-			file, err = io.ReadAll(os.Stdin)
-		} else {
-			file, err = os.ReadFile(c.file)
-		}
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", c.file, err)
+		if file, err = readFile(c.file); err != nil {
+			return err
 		}
 		path := "/v1/config:apply"
 		if c.dryRun {
 			path += "?dry_run=true"
 		}
-		body, err = cl.do(ctx, "POST", path, file)
+		// YAML (JSON is YAML too); the API converts it to the Config message.
+		body, err = cl.send(ctx, "POST", path, "application/yaml", file)
 	case "workspace get":
 		body, err = cl.do(ctx, "GET", "/v1/workspaces/"+ws(0), nil)
 	case "sources create":
@@ -178,6 +186,11 @@ type client struct {
 }
 
 func (c *client) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+	return c.send(ctx, method, path, "application/json", body)
+}
+
+// send is do with the body's content type.
+func (c *client) send(ctx context.Context, method, path, contentType string, body []byte) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -188,7 +201,7 @@ func (c *client) do(ctx context.Context, method, path string, body []byte) ([]by
 	}
 	req.Header.Set("Authorization", "Bearer "+c.key)
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -200,14 +213,18 @@ func (c *client) do(ctx context.Context, method, path string, body []byte) ([]by
 		return nil, &unreachable{fmt.Errorf("reading the answer of %s: %w", c.base, err)}
 	}
 	if resp.StatusCode/100 != 2 {
+		// The API's Error body (proto/api/v1 common.proto).
 		var e struct {
-			Error string `json:"error"`
-			Field string `json:"field"`
+			Error          string      `json:"error"`
+			Code           string      `json:"code"`
+			Field          string      `json:"field"`
+			Scope          string      `json:"scope"`
+			CurrentVersion json.Number `json:"current_version"`
 		}
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(b))
 		}
-		return nil, &apiError{status: resp.StatusCode, msg: e.Error, field: e.Field}
+		return nil, &apiError{status: resp.StatusCode, code: e.Code, msg: e.Error, field: e.Field, scope: e.Scope, current: string(e.CurrentVersion)}
 	}
 	return b, nil
 }
