@@ -20,13 +20,18 @@ gen_oa=$(go tool -n protoc-gen-openapiv2)
 gw_dir=$(go list -m -f '{{.Dir}}' github.com/grpc-ecosystem/grpc-gateway/v2)
 mapfile -t files < <(find . -name '*.proto' -not -path './testdata/*' -not -path './third_party/*' | sed 's|^\./||' | sort)
 mapfile -t api < <(printf '%s\n' "${files[@]}" | grep '^api/')
+# The pipeline's messages (everything but the admin API) also get vtproto.
+mapfile -t wire < <(printf '%s\n' "${files[@]}" | grep -v '^api/')
 mkdir -p "$out"
 protoc -I . -I third_party -I "$gw_dir" \
-  --plugin=protoc-gen-go="$gen_go" --plugin=protoc-gen-go-grpc="$gen_grpc" --plugin=protoc-gen-go-vtproto="$gen_vt" \
+  --plugin=protoc-gen-go="$gen_go" --plugin=protoc-gen-go-grpc="$gen_grpc" \
   --go_out="$out" --go_opt=paths=source_relative \
   --go-grpc_out="$out" --go-grpc_opt=paths=source_relative \
-  --go-vtproto_out="$out" --go-vtproto_opt=paths=source_relative,features=marshal+unmarshal+unmarshal_unsafe+size \
   "${files[@]}"
+protoc -I . \
+  --plugin=protoc-gen-go-vtproto="$gen_vt" \
+  --go-vtproto_out="$out" --go-vtproto_opt=paths=source_relative,features=marshal+unmarshal+unmarshal_unsafe+size \
+  "${wire[@]}"
 protoc -I . -I third_party -I "$gw_dir" \
   --plugin=protoc-gen-grpc-gateway="$gen_gw" --plugin=protoc-gen-openapiv2="$gen_oa" \
   --grpc-gateway_out="$out" --grpc-gateway_opt=paths=source_relative \
