@@ -142,7 +142,7 @@ func summarize(c command, body []byte, out io.Writer) error {
 		for _, ch := range changes {
 			x, _ := ch.(map[string]any)
 			fmt.Fprintf(out, "%-10s %s", x["action"], x["workspace"])
-			if list, ok := x["changes"].([]any); ok {
+			if list, ok := x["changes"].([]any); ok && len(list) > 0 {
 				parts := make([]string, len(list))
 				for i, p := range list {
 					parts[i] = fmt.Sprint(p)
