@@ -67,6 +67,9 @@ func (s *Store) Put(ctx context.Context, w sources.Workspace, expected int64, by
 	if err != nil {
 		return Document{}, err
 	}
+	if err := checkSize(w.ID, len(raw)); err != nil {
+		return Document{}, err
+	}
 	out, err := s.write(ctx, w.ID, raw)
 	if err != nil {
 		return Document{}, err
@@ -233,6 +236,15 @@ func (s *Store) Apply(ctx context.Context, c sources.Config, may func(ws string,
 	if err := s.Check(allowed); err != nil {
 		return rep, err
 	}
+	for _, w := range allowed {
+		raw, err := Encode(Document{Workspace: w, Version: versions[w.ID] + 1, UpdatedAt: s.now(), UpdatedBy: by})
+		if err != nil {
+			return rep, err
+		}
+		if err := checkSize(w.ID, len(raw)); err != nil {
+			return rep, err
+		}
+	}
 	if dry {
 		return rep, nil
 	}
@@ -245,6 +257,28 @@ func (s *Store) Apply(ctx context.Context, c sources.Config, may func(ws string,
 		rep.Written[w.ID] = doc.Version
 	}
 	return rep, nil
+}
+
+// MaxDocumentBytes bounds one workspace's document: it is one record of
+// the config topic, and Kafka refuses records over its message.max.bytes
+// (1 MiB by default; the producers' batches are 1 MiB too).
+const MaxDocumentBytes = 900 << 10
+
+// TooLargeError: a workspace's document is over MaxDocumentBytes.
+type TooLargeError struct {
+	Workspace string
+	Bytes     int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("workspace %s's configuration would be %d bytes; a workspace holds at most %d (one record of the config topic): split large tracking plans or segment lists across workspaces or sources", e.Workspace, e.Bytes, MaxDocumentBytes)
+}
+
+func checkSize(ws string, n int) error {
+	if n > MaxDocumentBytes {
+		return &TooLargeError{Workspace: ws, Bytes: n}
+	}
+	return nil
 }
 
 // clone is a deep copy of w: fn edits slices and maps that the reader's

@@ -26,12 +26,31 @@ const MaxSearchCount = 5000
 // from (0: the scan is complete). Like SSCAN, a profile that exists and
 // matches throughout the search is returned at least once.
 func (g *Graph) SearchTrait(ctx context.Context, workspace, trait, value string, cursor uint64, count int64) ([]string, uint64, error) {
+	return g.SearchTraitAfter(ctx, workspace, trait, value, cursor, count, "")
+}
+
+// SearchTraitAfter is SearchTrait resuming inside one scan step: the step
+// at cursor is scanned again and the profiles up to and including after
+// are passed over, so a caller that answered only part of a step's
+// matches (ending with after) goes on where it stopped, whatever changed
+// meanwhile. When after has left the set (erased, merged away), the whole
+// step is looked at again: matches may repeat, never go missing (SSCAN's
+// own promise).
+func (g *Graph) SearchTraitAfter(ctx context.Context, workspace, trait, value string, cursor uint64, count int64, after string) ([]string, uint64, error) {
 	if count <= 0 || count > MaxSearchCount {
 		count = MaxSearchCount
 	}
 	pids, next, err := g.ScanProfiles(ctx, workspace, cursor, count)
 	if err != nil {
 		return nil, 0, err
+	}
+	if after != "" {
+		for i, pid := range pids {
+			if pid == after {
+				pids = pids[i+1:]
+				break
+			}
+		}
 	}
 	if len(pids) == 0 {
 		return nil, next, nil

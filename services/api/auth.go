@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/tap"
 
 	"github.com/firstparty/firstparty/pkg/access"
 	"github.com/firstparty/firstparty/pkg/pii"
@@ -27,13 +28,8 @@ type auth struct {
 // authorize authenticates the call's key (metadata "authorization:
 // Bearer <key>"; the gateway passes the HTTP header on) and checks scope.
 func (a *auth) authorize(ctx context.Context, scope access.Scope) (access.Key, error) {
-	var header string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("authorization"); len(v) > 0 {
-			header = v[0]
-		}
-	}
-	k, err := a.authenticate(header)
+	md, _ := metadata.FromIncomingContext(ctx)
+	k, err := a.authenticateMD(md)
 	if err != nil {
 		return k, err
 	}
@@ -41,6 +37,34 @@ func (a *auth) authorize(ctx context.Context, scope access.Scope) (access.Key, e
 		return access.Key{}, rpcError(codes.PermissionDenied, "this key lacks the scope "+string(scope), withScope(string(scope)))
 	}
 	return k, nil
+}
+
+// authenticateMD finds the key of a call's metadata, which must hold
+// exactly one authorization value (two could name different keys).
+func (a *auth) authenticateMD(md metadata.MD) (access.Key, error) {
+	v := md.Get("authorization")
+	if len(v) > 1 {
+		return access.Key{}, rpcError(codes.Unauthenticated, "send one admin key, as Authorization: Bearer <key>, not several")
+	}
+	var header string
+	if len(v) == 1 {
+		header = v[0]
+	}
+	return a.authenticate(header)
+}
+
+// tap refuses a gRPC call of the admin API without a known key before its
+// message is read (as the REST face does before reading a body); the
+// methods check the key again, with its scope. Health and reflection are
+// open.
+func (a *auth) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if !strings.HasPrefix(info.FullMethodName, "/firstparty.api.") {
+		return ctx, nil
+	}
+	if _, err := a.authenticateMD(info.Header); err != nil {
+		return ctx, err
+	}
+	return ctx, nil
 }
 
 // authenticate finds the key of an Authorization header value.

@@ -605,6 +605,7 @@ func (c *configAPI) storeError(key access.Key, err error) error {
 		rf  *controlplane.RefusedError
 		inv *controlplane.InvalidError
 		ce  *controlplane.ConflictError
+		tl  *controlplane.TooLargeError
 		br  *badRequest
 		nf  *notFound
 		cf  *conflict
@@ -618,6 +619,8 @@ func (c *configAPI) storeError(key access.Key, err error) error {
 		return invalid("the configuration does not build: " + inv.Error())
 	case errors.As(err, &ce):
 		return rpcError(codes.Aborted, ce.Error(), withVersion(ce.Current))
+	case errors.As(err, &tl):
+		return invalid(tl.Error())
 	case errors.As(err, &br):
 		return invalid(br.msg, withField(br.field))
 	case errors.Is(err, controlplane.ErrNotFound):

@@ -384,6 +384,7 @@ func TestConfigApply(t *testing.T) {
 		{"workspaces: [{id: " + ws + ", sources: [], segments: [{id: x, version: 1, name: X, condition: 'nope('}]}]", "segments[0] (x)"},
 		{"workspaces: [{id: " + ws + ", sources: []}, {id: " + ws + ", sources: []}]", "defined twice"},
 		{"workspaces: [{id: " + ws + "-x, sources: [{id: web, write_keys: [fpw_apply_test_key_00001]}]}]", "also used by"},
+		{"workspaces:\n  - id: " + ws + "\n    sources: []\n    sources: []\n", `key \"sources\" already set`},
 	} {
 		if code, body := ccall(t, srv, "POST", "/v1/config:apply?dry_run=true", opKey, bad.file); code != 400 || !strings.Contains(body, bad.want) {
 			t.Errorf("bad file %s: %d %s", bad.file, code, body)
@@ -391,6 +392,55 @@ func TestConfigApply(t *testing.T) {
 	}
 	if d, _ := store.Get(ws); d.Version != 2 {
 		t.Fatalf("bad files changed the workspace: version %d", d.Version)
+	}
+	// `curl --data-binary @config.yaml` sends no YAML content type: a
+	// body that is plainly not JSON is read as YAML.
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/config:apply?dry_run=true", strings.NewReader(changed))
+	req.Header.Set("Authorization", "Bearer "+opKey)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(compact(b), `"action":"unchanged"`) {
+		t.Errorf("YAML without its content type: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestLargeTrackingPlan: a plan is accepted although its proto form (a
+// Struct) is several times its JSON; one that would take the workspace
+// past what a config-topic record holds is refused, saying so.
+func TestLargeTrackingPlan(t *testing.T) {
+	kc := testinfra.Kafka(t)
+	store := configStore(t, kc, configTopic(t, kc))
+	ws := testinfra.Unique(t)
+	srv := configServer(t, store, ws)
+	if code, body := ccall(t, srv, "PUT", "/v1/workspaces/"+ws, opKey, `{"version": 0, "sources": [{"id": "web", "write_keys": ["fpw_large_plan_key_00001"]}]}`); code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	events := map[string]any{}
+	for i := 0; len(events) < 9000; i++ {
+		events[fmt.Sprintf("Event %05d", i)] = map[string]any{"properties": map[string]any{"type": "object", "required": []string{"a", "b"},
+			"properties": map[string]any{"a": map[string]any{"type": "string"}, "b": map[string]any{"type": "number", "minimum": 0}}}}
+	}
+	plan, _ := json.Marshal(map[string]any{"id": "big", "version": 1, "events": events})
+	if len(plan) < 1<<20 || len(plan) > maxBody {
+		t.Fatalf("the plan is %d bytes; want between 1 MiB and the body limit", len(plan))
+	}
+	if code, body := ccall(t, srv, "PUT", "/v1/workspaces/"+ws+"/sources/web/tracking-plan", wsKey, string(plan)); code != 400 || !strings.Contains(body, "at most 921600") {
+		t.Fatalf("PUT a %d-byte plan: %d %.300s", len(plan), code, body)
+	}
+	for k := range events {
+		if len(events) <= 5000 {
+			break
+		}
+		delete(events, k)
+	}
+	plan, _ = json.Marshal(map[string]any{"id": "big", "version": 1, "events": events})
+	if code, body := ccall(t, srv, "PUT", "/v1/workspaces/"+ws+"/sources/web/tracking-plan", wsKey, string(plan)); code != 200 {
+		t.Fatalf("PUT a %d-byte plan: %d %.300s", len(plan), code, body)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,8 +36,13 @@ import (
 // gRPC port is open.
 
 // maxBody bounds a REST request body (a whole configuration file is the
-// largest); gRPC messages have the same bound.
-const maxBody = 4 << 20
+// largest). maxMessage bounds a gRPC message: the proto form of a JSON body
+// can be several times larger (a google.protobuf.Struct, a tracking plan,
+// is about 5.5 times its JSON), and the gateway's own messages must pass.
+const (
+	maxBody    = 4 << 20
+	maxMessage = 8 * maxBody
+)
 
 // rpcError is a gRPC status carrying the REST Error body's extra fields.
 func rpcError(c codes.Code, msg string, extra ...func(*apiv1.Error)) error {
@@ -113,19 +119,18 @@ func newGateway(ctx context.Context, srv *grpc.Server, register ...func(context.
 	conn, err := grpc.NewClient("passthrough:///api",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ln.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxBody+64<<10), grpc.MaxCallSendMsgSize(maxBody+64<<10)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)))
 	if err != nil {
 		return nil, err
 	}
 	json := &runtime.JSONPb{MarshalOptions: jsonOut, UnmarshalOptions: protojson.UnmarshalOptions{}}
 	mux := runtime.NewServeMux(
 		// Identifiers may hold any character. The path is split at its
-		// slashes before it is unescaped, so %2F stays inside its parameter
-		// (as %2F: the gateway keeps it escaped) and slashParams turns it
-		// into the slash it stands for.
+		// slashes before it is unescaped, so an escaped slash stays inside
+		// its parameter (gateway.ServeHTTP and slashParams).
 		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptSlash),
 		runtime.WithMiddlewares(slashParams),
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: json}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &jsonOrYAML{HTTPBodyMarshaler: &runtime.HTTPBodyMarshaler{Marshaler: json}, yaml: &yamlMarshaler{JSONPb: json}}),
 		runtime.WithMarshalerOption("application/yaml", &yamlMarshaler{JSONPb: json}),
 		runtime.WithMarshalerOption("application/x-yaml", &yamlMarshaler{JSONPb: json}),
 		runtime.WithForwardResponseOption(httpStatus),
@@ -171,14 +176,13 @@ func httpStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) err
 	return nil
 }
 
-// slashParams unescapes the %2F the gateway leaves in path parameters. (A
-// value holding the text "%2F" itself cannot be told apart in a path;
-// over gRPC every value is sent as it is.)
+// slashParams restores the escaped slashes of path parameters (NUL
+// stands for them, see gateway.ServeHTTP).
 func slashParams(next runtime.HandlerFunc) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 		for k, v := range params {
-			if strings.Contains(v, "%2F") || strings.Contains(v, "%2f") {
-				params[k] = strings.NewReplacer("%2F", "/", "%2f", "/").Replace(v)
+			if strings.Contains(v, "\x00") {
+				params[k] = strings.ReplaceAll(v, "\x00", "/")
 			}
 		}
 		next(w, r, params)
@@ -207,6 +211,16 @@ func gatewayError(err error) error {
 }
 
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if raw := r.URL.RawPath; raw != "" && strings.Contains(strings.ToUpper(raw), "%2F") {
+		// An escaped slash inside a parameter: the gateway unescapes
+		// everything but %2F, so a literal "%2F" (sent as %252F) could not
+		// be told from it. It becomes %00 here, which slashParams turns
+		// into the slash (identifiers hold no NUL).
+		u := *r.URL
+		u.RawPath = strings.NewReplacer("%2F", "%00", "%2f", "%00").Replace(raw)
+		r = r.Clone(r.Context())
+		r.URL = &u
+	}
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	}
@@ -271,7 +285,7 @@ func (m *rpcMetrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 type yamlMarshaler struct{ *runtime.JSONPb }
 
 func (m *yamlMarshaler) Unmarshal(data []byte, v any) error {
-	j, err := yaml.YAMLToJSON(data)
+	j, err := yaml.YAMLToJSONStrict(data) // a key given twice is an error, as in sources.ParseConfig
 	if err != nil {
 		return fmt.Errorf("the YAML does not parse: %w", err)
 	}
@@ -289,3 +303,34 @@ func (m *yamlMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 }
 
 func (m *yamlMarshaler) ContentType(any) string { return "application/json" }
+
+// jsonOrYAML reads a body that does not say it is YAML as JSON, unless it
+// plainly is not JSON (it starts with neither '{' nor '['): then as YAML,
+// so `curl --data-binary @config.yaml` works without a Content-Type.
+// Answers are JSON.
+type jsonOrYAML struct {
+	*runtime.HTTPBodyMarshaler
+	yaml *yamlMarshaler
+}
+
+func looksLikeJSON(data []byte) bool {
+	b := bytes.TrimLeft(data, " \t\r\n")
+	return len(b) == 0 || b[0] == '{' || b[0] == '['
+}
+
+func (m *jsonOrYAML) Unmarshal(data []byte, v any) error {
+	if looksLikeJSON(data) {
+		return m.HTTPBodyMarshaler.Unmarshal(data, v)
+	}
+	return m.yaml.Unmarshal(data, v)
+}
+
+func (m *jsonOrYAML) NewDecoder(r io.Reader) runtime.Decoder {
+	return runtime.DecoderFunc(func(v any) error {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		return m.Unmarshal(data, v)
+	})
+}

@@ -3,9 +3,11 @@ package main
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
+	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -51,44 +53,45 @@ func TestParseSearchCursor(t *testing.T) {
 	for _, tt := range []struct {
 		in     string
 		cursor uint64
-		skip   int
+		after  string
 		ok     bool
 	}{
-		{"", 0, 0, true},
-		{"17", 17, 0, true},
-		{"17.4", 17, 4, true},
-		{"0.100", 0, 100, true},
-		{"17.0", 0, 0, false},
-		{"17.", 0, 0, false},
-		{".4", 0, 0, false},
-		{"x", 0, 0, false},
-		{"-1", 0, 0, false},
-		{"1.999999999", 0, 0, false},
-		{"18446744073709551616", 0, 0, false},
+		{"", 0, "", true},
+		{"17", 17, "", true},
+		{"17.p_01a2-bc", 17, "p_01a2-bc", true},
+		{"0.p.x", 0, "p.x", true},
+		{"17.", 0, "", false},
+		{".p_1", 0, "", false},
+		{"x", 0, "", false},
+		{"-1", 0, "", false},
+		{"18446744073709551616", 0, "", false},
+		{"1." + strings.Repeat("p", 129), 0, "", false},
 	} {
-		c, s, err := parseSearchCursor(tt.in)
-		if (err == nil) != tt.ok || c != tt.cursor || s != tt.skip {
-			t.Errorf("parseSearchCursor(%q) = %d, %d, %v", tt.in, c, s, err)
+		c, a, err := parseSearchCursor(tt.in)
+		if (err == nil) != tt.ok || c != tt.cursor || a != tt.after {
+			t.Errorf("parseSearchCursor(%q) = %d, %q, %v", tt.in, c, a, err)
 		}
 	}
 }
 
 func FuzzParseSearchCursor(f *testing.F) {
-	for _, s := range []string{"", "17", "17.4", "x.y", "1.2.3"} {
+	for _, s := range []string{"", "17", "17.p_1", "x.y", "1.2.3"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		c, skip, err := parseSearchCursor(s)
+		c, after, err := parseSearchCursor(s)
 		if err != nil {
 			if status.Code(err) != codes.InvalidArgument {
 				t.Fatalf("%q: %v is not INVALID_ARGUMENT", s, err)
 			}
 			return
 		}
-		if skip < 0 {
-			t.Fatalf("%q: negative skip", s)
+		if want := strconv.FormatUint(c, 10); after != "" {
+			want += "." + after
+			if want != s {
+				t.Fatalf("%q read as %d, %q", s, c, after)
+			}
 		}
-		_ = c
 	})
 }
 
@@ -102,4 +105,29 @@ func FuzzParseIdentifier(f *testing.F) {
 			t.Fatalf("%q parsed as %+v", s, id)
 		}
 	})
+}
+
+// TestChunkWriter: the export goes out in pieces of at most exportChunk
+// bytes, whatever the size of a write; the first says it is JSON.
+func TestChunkWriter(t *testing.T) {
+	var got [][]byte
+	var types []string
+	cw := &chunkWriter{send: func(m *httpbody.HttpBody) error {
+		got, types = append(got, m.Data), append(types, m.ContentType)
+		return nil
+	}}
+	data := []byte(strings.Repeat("0123456789", 20000)) // 200,000 bytes
+	if n, err := cw.Write(data); n != len(data) || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	var joined []byte
+	for i, c := range got {
+		if len(c) > exportChunk || len(c) == 0 {
+			t.Errorf("chunk %d has %d bytes", i, len(c))
+		}
+		joined = append(joined, c...)
+	}
+	if string(joined) != string(data) || len(got) != 4 || types[0] != "application/json" || types[1] != "" || cw.n != len(data) {
+		t.Errorf("%d chunks, types %v, n %d; the data came through intact: %v", len(got), types, cw.n, string(joined) == string(data))
+	}
 }

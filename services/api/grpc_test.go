@@ -105,6 +105,11 @@ func TestGRPCFace(t *testing.T) {
 			_, err := privacy.Erase(withKey(readKey), &apiv1.EraseRequest{Identifier: "user_id:42", Reason: "t"})
 			return err
 		}, codes.PermissionDenied, "", "privacy:erase"},
+		{"two keys", func() error {
+			ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+fullKey, "authorization", "Bearer "+readKey)
+			_, err := profiles.GetProfile(ctx, &apiv1.GetProfileRequest{Id: "user_id:42"})
+			return err
+		}, codes.Unauthenticated, "", ""},
 		{"no events without ClickHouse", func() error {
 			_, err := profiles.ListProfileEvents(withKey(fullKey), &apiv1.ListProfileEventsRequest{Id: "user_id:42"})
 			return err
@@ -119,6 +124,13 @@ func TestGRPCFace(t *testing.T) {
 		if status.Code(err) != tt.code || e == nil || e.Code != codeName(tt.code) || e.Field != tt.field || e.Scope != tt.scope {
 			t.Errorf("%s: %v (detail %v); want %v field %q scope %q", tt.name, err, e, tt.code, tt.field, tt.scope)
 		}
+	}
+
+	// Without a key the call is refused before its message is read (the
+	// tap), also for a message of several megabytes.
+	big := strings.Repeat("x", 6<<20)
+	if _, err := profiles.GetProfile(context.Background(), &apiv1.GetProfileRequest{Id: big}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("a keyless call with a 6 MiB message: %v", err)
 	}
 
 	// Consent over gRPC, then the export stream: one JSON document in
@@ -236,8 +248,52 @@ func TestSearchPageCap(t *testing.T) {
 			t.Errorf("%s answered %d times", pid, n)
 		}
 	}
-	if code, body := call(t, srv, "GET", "/v1/profiles?trait=plan&value=gold&cursor=0.0", fullKey, ""); code != 400 || !strings.Contains(body, `"field":"cursor"`) {
+	if code, body := call(t, srv, "GET", "/v1/profiles?trait=plan&value=gold&cursor=0.", fullKey, ""); code != 400 || !strings.Contains(body, `"field":"cursor"`) {
 		t.Errorf("bad cursor: %d %s", code, body)
+	}
+
+	// Profiles change between pages: one already answered leaves the
+	// search, one not yet answered stays; a page goes on after the last
+	// profile it answered, so nothing that matched throughout is missed.
+	code, body := call(t, srv, "GET", "/v1/profiles?trait=plan&value=gold&max_results=3", fullKey, "")
+	first := &apiv1.SearchProfilesResponse{}
+	decodeProto(t, body, first)
+	if code != 200 || len(first.Profiles) != 3 || !strings.Contains(first.Cursor, ".") {
+		t.Fatalf("first page: %d %s", code, body)
+	}
+	answered := map[string]bool{}
+	for _, p := range first.Profiles {
+		answered[p.ProfileId] = true
+	}
+	for _, p := range first.Profiles[:2] {
+		if _, err := g.Apply(context.Background(), identity.Update{Workspace: ws, MessageID: "silver-" + p.ProfileId, Time: at.Add(time.Minute),
+			Identifiers: []identity.Identifier{{Type: "user_id", Value: p.Identities[0].Value}}, Traits: map[string]json.RawMessage{"plan": json.RawMessage(`"silver"`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for cursor := first.Cursor; cursor != ""; {
+		code, body := call(t, srv, "GET", "/v1/profiles?trait=plan&value=gold&max_results=3&cursor="+cursor, fullKey, "")
+		page := &apiv1.SearchProfilesResponse{}
+		decodeProto(t, body, page)
+		if code != 200 {
+			t.Fatalf("page: %d %s", code, body)
+		}
+		for _, p := range page.Profiles {
+			answered[p.ProfileId] = true
+		}
+		cursor = page.Cursor
+	}
+	if len(answered) != 25 {
+		t.Errorf("with changes between pages, %d of the 25 were answered", len(answered))
+	}
+
+	// An empty value is a value: it matches an empty string.
+	if _, err := g.Apply(context.Background(), identity.Update{Workspace: ws, MessageID: "blank", Time: at,
+		Identifiers: []identity.Identifier{{Type: "user_id", Value: "blank"}}, Traits: map[string]json.RawMessage{"plan": json.RawMessage(`""`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := call(t, srv, "GET", "/v1/profiles?trait=plan&value=", fullKey, ""); code != 200 || !strings.Contains(body, `"value":"blank"`) {
+		t.Errorf("search for an empty value: %d %s", code, body)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/firstparty/firstparty/pkg/access"
@@ -226,7 +227,7 @@ func newAPI(au *auth, rdb redis.UniversalClient, ch driver.Conn, database string
 // grpcServer serves every service over gRPC, with reflection (grpcurl)
 // and the standard health service.
 func (a *api) grpcServer(m *rpcMetrics) *grpc.Server {
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(maxBody+64<<10),
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(maxMessage), grpc.InTapHandle(a.auth.tap),
 		grpc.ChainUnaryInterceptor(m.unary), grpc.ChainStreamInterceptor(m.stream))
 	apiv1.RegisterProfileServiceServer(srv, a.profiles)
 	apiv1.RegisterPrivacyServiceServer(srv, a.privacy)
@@ -272,7 +273,10 @@ func (a *api) register(mux *http.ServeMux, gw *gateway) {
 // the key again, with its scope.
 func (a *api) authenticated(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := a.auth.authenticate(r.Header.Get("Authorization")); err != nil {
+		// The key comes from the Authorization header alone: the gateway
+		// would also pass Grpc-Metadata-Authorization on as metadata.
+		r.Header.Del("Grpc-Metadata-Authorization")
+		if _, err := a.auth.authenticateMD(metadata.MD{"authorization": r.Header.Values("Authorization")}); err != nil {
 			writeErrorBody(w, err)
 			return
 		}

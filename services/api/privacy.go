@@ -82,15 +82,22 @@ type chunkWriter struct {
 }
 
 func (c *chunkWriter) Write(b []byte) (int, error) {
-	m := &httpbody.HttpBody{Data: append([]byte(nil), b...)}
-	if c.n == 0 {
-		m.ContentType = "application/json"
+	written := 0
+	for len(b) > 0 {
+		// bufio passes a write larger than its buffer through whole.
+		piece := b[:min(len(b), exportChunk)]
+		m := &httpbody.HttpBody{Data: append([]byte(nil), piece...)}
+		if c.n == 0 {
+			m.ContentType = "application/json"
+		}
+		if err := c.send(m); err != nil {
+			return written, err
+		}
+		c.n += len(piece)
+		written += len(piece)
+		b = b[len(piece):]
 	}
-	if err := c.send(m); err != nil {
-		return 0, err
-	}
-	c.n += len(b)
-	return len(b), nil
+	return written, nil
 }
 
 func (p *privacyAPI) Export(req *apiv1.ExportRequest, stream grpc.ServerStreamingServer[httpbody.HttpBody]) error {

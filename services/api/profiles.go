@@ -273,14 +273,15 @@ const (
 // SearchProfiles answers one bounded page of a scan over the workspace's
 // profiles. An empty page with a non-empty cursor is normal; the search is
 // complete when the answer's cursor is "". The cursor is the scan's, with
-// ".<n>" when the page stopped after the first n matches of a scan step
-// (max_results), so the next page resumes after them.
+// ".<profile id>" when the page stopped inside a scan step (max_results):
+// the next page scans that step again from just after that profile, so a
+// change in between cannot make it skip a match.
 func (p *profileAPI) SearchProfiles(ctx context.Context, req *apiv1.SearchProfilesRequest) (*apiv1.SearchProfilesResponse, error) {
 	key, err := p.auth.authorize(ctx, access.ProfilesRead)
 	if err != nil {
 		return nil, err
 	}
-	if req.Trait == "" || req.Value == "" {
+	if req.Trait == "" || req.Value == nil {
 		return nil, invalid("search with ?trait=<name>&value=<value>, e.g. ?trait=plan&value=pro; page on with the answer's cursor", withField("trait"))
 	}
 	red := p.auth.redaction(key)
@@ -289,7 +290,7 @@ func (p *profileAPI) SearchProfiles(ctx context.Context, req *apiv1.SearchProfil
 			return nil, rpcError(codes.PermissionDenied, "searching by the personal trait "+req.Trait+" needs the scope "+string(access.PIIRead), withScope(string(access.PIIRead)))
 		}
 	}
-	cursor, skip, err := parseSearchCursor(req.Cursor)
+	cursor, after, err := parseSearchCursor(req.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -301,17 +302,17 @@ func (p *profileAPI) SearchProfiles(ctx context.Context, req *apiv1.SearchProfil
 	if err != nil {
 		return nil, err
 	}
-	pids, next, err := p.graph.SearchTrait(ctx, key.Workspace, req.Trait, req.Value, cursor, int64(count))
+	pids, next, err := p.graph.SearchTraitAfter(ctx, key.Workspace, req.Trait, *req.Value, cursor, int64(count), after)
 	if err != nil {
 		return nil, unavailable("profile store unavailable; retry")
 	}
-	pids = pids[min(skip, len(pids)):]
 	nextCursor := ""
 	if next != 0 {
 		nextCursor = strconv.FormatUint(next, 10)
 	}
 	if len(pids) > limit {
-		pids, nextCursor = pids[:limit], fmt.Sprintf("%d.%d", cursor, skip+limit)
+		pids = pids[:limit]
+		nextCursor = strconv.FormatUint(cursor, 10) + "." + pids[limit-1]
 	}
 	profs, err := p.graph.Profiles(ctx, key.Workspace, pids)
 	if err != nil {
@@ -332,24 +333,17 @@ func (p *profileAPI) SearchProfiles(ctx context.Context, req *apiv1.SearchProfil
 	return out, nil
 }
 
-// parseSearchCursor reads "<scan cursor>[.<matches to skip>]".
-func parseSearchCursor(s string) (uint64, int, error) {
+// parseSearchCursor reads "<scan cursor>[.<profile id>]".
+func parseSearchCursor(s string) (uint64, string, error) {
 	if s == "" {
-		return 0, 0, nil
+		return 0, "", nil
 	}
-	c, n, hasSkip := strings.Cut(s, ".")
+	c, after, hasAfter := strings.Cut(s, ".")
 	cursor, err := strconv.ParseUint(c, 10, 64)
-	skip := 0
-	if err == nil && hasSkip {
-		skip, err = strconv.Atoi(n)
-		if err == nil && (skip < 1 || skip > identity.MaxSearchCount*4) {
-			err = errors.New("out of range")
-		}
+	if err != nil || (hasAfter && (after == "" || len(after) > 128)) {
+		return 0, "", invalid("cursor must be the cursor of the previous answer", withField("cursor"))
 	}
-	if err != nil {
-		return 0, 0, invalid("cursor must be the cursor of the previous answer", withField("cursor"))
-	}
-	return cursor, skip, nil
+	return cursor, after, nil
 }
 
 // bounded is n, def when 0, checked against [lo, hi].

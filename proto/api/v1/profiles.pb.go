@@ -543,14 +543,15 @@ type SearchProfilesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The trait's name, e.g. plan.
 	Trait string `protobuf:"bytes,1,opt,name=trait,proto3" json:"trait,omitempty"`
-	// The value to match, compared as text ("pro", "42", "true").
-	Value string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// The value to match, compared as text ("pro", "42", "true"; "" matches
+	// an empty string).
+	Value *string `protobuf:"bytes,2,opt,name=value,proto3,oneof" json:"value,omitempty"`
 	// The previous answer's cursor; "" starts the scan.
 	Cursor string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// Profiles examined per page, 1 to 5000; default 500.
 	Count int32 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
-	// Profiles answered per page at most, 1 to 1000; default 100. The scan
-	// stops early at this many matches and its cursor resumes after them.
+	// Profiles answered per page at most, 1 to 1000; default 100. A page
+	// stops at this many matches and its cursor resumes after the last one.
 	MaxResults    int32 `protobuf:"varint,5,opt,name=max_results,json=maxResults,proto3" json:"max_results,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -594,8 +595,8 @@ func (x *SearchProfilesRequest) GetTrait() string {
 }
 
 func (x *SearchProfilesRequest) GetValue() string {
-	if x != nil {
-		return x.Value
+	if x != nil && x.Value != nil {
+		return *x.Value
 	}
 	return ""
 }
@@ -933,14 +934,15 @@ const file_api_v1_profiles_proto_rawDesc = "" +
 	"properties\x12/\n" +
 	"\x06traits\x18\f \x01(\v2\x17.google.protobuf.StructR\x06traits\x121\n" +
 	"\acontext\x18\r \x01(\v2\x17.google.protobuf.StructR\acontext\x12\x19\n" +
-	"\btrace_id\x18\x0e \x01(\tR\atraceId\"\x9e\x01\n" +
+	"\btrace_id\x18\x0e \x01(\tR\atraceId\"\xad\x01\n" +
 	"\x15SearchProfilesRequest\x12\x1a\n" +
-	"\x05trait\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x05trait\x12\x1a\n" +
-	"\x05value\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\x05value\x12\x16\n" +
+	"\x05trait\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x05trait\x12\x1f\n" +
+	"\x05value\x18\x02 \x01(\tB\x04\xe2A\x01\x02H\x00R\x05value\x88\x01\x01\x12\x16\n" +
 	"\x06cursor\x18\x03 \x01(\tR\x06cursor\x12\x14\n" +
 	"\x05count\x18\x04 \x01(\x05R\x05count\x12\x1f\n" +
 	"\vmax_results\x18\x05 \x01(\x05R\n" +
-	"maxResults\"h\n" +
+	"maxResultsB\b\n" +
+	"\x06_value\"h\n" +
 	"\x16SearchProfilesResponse\x126\n" +
 	"\bprofiles\x18\x01 \x03(\v2\x1a.firstparty.api.v1.ProfileR\bprofiles\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"p\n" +
@@ -1042,6 +1044,7 @@ func file_api_v1_profiles_proto_init() {
 		return
 	}
 	file_api_v1_common_proto_init()
+	file_api_v1_profiles_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
