@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/firstparty/firstparty/pkg/access"
+	"github.com/firstparty/firstparty/pkg/app"
 	"github.com/firstparty/firstparty/pkg/consent"
 	"github.com/firstparty/firstparty/pkg/identity"
 	"github.com/firstparty/firstparty/pkg/pii"
@@ -37,7 +38,7 @@ func grpcClient(t *testing.T, a *api) *grpc.ClientConn {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serveGRPC(ctx, srv, ln, time.Second) }()
+	go func() { done <- app.Serve(ctx, srv, ln, time.Second) }()
 	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -152,14 +152,7 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 	a.OnStop("rest gateway", func(context.Context) error { return gw.Close() })
 	api.register(a.Mux, gw)
 	if s.grpcAddr != "" {
-		a.Go("grpc server", func(ctx context.Context) error {
-			ln, err := net.Listen("tcp", s.grpcAddr)
-			if err != nil {
-				return fmt.Errorf("listening on %s: %w", s.grpcAddr, err)
-			}
-			a.Log.Info("grpc admin api listening", "addr", ln.Addr().String())
-			return serveGRPC(ctx, srv, ln, a.DrainTimeout())
-		})
+		a.GoServe("grpc admin api", s.grpcAddr, srv)
 	}
 	return nil
 }
@@ -282,25 +275,6 @@ func (a *api) authenticated(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// serveGRPC serves until ctx ends, then stops gracefully within drain.
-func serveGRPC(ctx context.Context, srv *grpc.Server, ln net.Listener, drain time.Duration) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	done := make(chan struct{})
-	go func() { srv.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(drain):
-		srv.Stop()
-	}
-	return nil
 }
 
 func main() { os.Exit(app.Main("api", ":8090", &service{})) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -32,25 +31,6 @@ func newGRPCServer(in *ingestor, cfg Config) *grpc.Server {
 	srv := grpc.NewServer(grpc.MaxRecvMsgSize(cfg.Limits.MaxBatchBytes + 64<<10))
 	ingestv1.RegisterIngestServiceServer(srv, &grpcIngest{in: in, cfg: cfg})
 	return srv
-}
-
-// serveGRPC serves until ctx ends, then stops gracefully within drain.
-func serveGRPC(ctx context.Context, srv *grpc.Server, ln net.Listener, drain time.Duration) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	done := make(chan struct{})
-	go func() { srv.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(drain):
-		srv.Stop()
-	}
-	return nil
 }
 
 func (g *grpcIngest) Send(ctx context.Context, req *ingestv1.SendRequest) (*ingestv1.SendResponse, error) {

@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -147,15 +146,7 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 	in := newIngestor(s.cfg, live, p, s.topics, m, a.Log)
 	newHTTPHandler(in, s.cfg).register(a.Mux)
 	if s.cfg.GRPCAddr != "" {
-		srv := newGRPCServer(in, s.cfg)
-		a.Go("grpc server", func(ctx context.Context) error {
-			ln, err := net.Listen("tcp", s.cfg.GRPCAddr)
-			if err != nil {
-				return fmt.Errorf("listening on %s: %w", s.cfg.GRPCAddr, err)
-			}
-			a.Log.Info("grpc ingest listening", "addr", ln.Addr().String())
-			return serveGRPC(ctx, srv, ln, a.DrainTimeout())
-		})
+		a.GoServe("grpc ingest", s.cfg.GRPCAddr, newGRPCServer(in, s.cfg))
 	}
 	a.Log.Info("collector ready", "sources", live.Current().Sources(), "raw_topic", s.topics.Raw)
 	return nil
