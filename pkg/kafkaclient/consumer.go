@@ -20,12 +20,17 @@ type ConsumerConfig struct {
 	BatchWait time.Duration
 	// SessionTimeout bounds how long a dead instance holds its partitions.
 	SessionTimeout time.Duration
+	// Sequential makes the stage runner finish each batch (produce,
+	// commit) before handling the next (pkg/stage); by default the next
+	// batch is handled while this one's outputs wait for their ack.
+	Sequential bool
 }
 
 func (c *ConsumerConfig) RegisterFlags(fs *flag.FlagSet, service string) {
 	fs.StringVar(&c.GroupID, "consumer.group", "firstparty-"+service, "Kafka consumer group; instances with the same group share the partitions")
 	fs.IntVar(&c.BatchSize, "consumer.batch-size", 500, "most messages processed as one batch")
 	fs.DurationVar(&c.BatchWait, "consumer.batch-wait", 20*time.Millisecond, "longest wait for a batch to fill once its first message arrived")
+	fs.BoolVar(&c.Sequential, "consumer.sequential", false, "finish each batch (outputs acknowledged, offsets committed) before handling the next, instead of handling the next while this one's outputs wait for their ack")
 	fs.DurationVar(&c.SessionTimeout, "consumer.session-timeout", 10*time.Second, "group session timeout: how long a dead instance keeps its partitions")
 }
 
