@@ -94,8 +94,9 @@ type Runner struct {
 	// at once (they are redelivered later).
 	DrainTimeout time.Duration
 	// Sequential turns the pipeline off: each batch is produced and
-	// committed before the next one is handled (A/B runs, and handlers
-	// that read what an earlier batch's AfterAck wrote).
+	// committed before the next one is handled (what services run by
+	// default, see kafkaclient.ConsumerConfig.Pipeline; and what handlers
+	// that read what an earlier batch's AfterAck wrote need).
 	Sequential bool
 	// NewBackOff overrides the retry schedule (tests).
 	NewBackOff func() backoff.BackOff
