@@ -20,7 +20,9 @@
 # probes), FP_BENCH_SEGMENTS (50), FP_BENCH_PARTITIONS (6), FP_BENCH_BATCH (10
 # events per request), FP_BENCH_PROBE_EVERY (20), FP_BENCH_STAGE_ENV (extra
 # NAME=VALUE words for the validator, stitcher and segmenter, for A/B runs:
-# "FP_CONSUMER_BATCH_WAIT=5ms FP_KAFKA_BATCH_TIMEOUT=1ms").
+# "FP_CONSUMER_BATCH_WAIT=5ms FP_KAFKA_BATCH_TIMEOUT=1ms"), FP_BENCH_ENV (the
+# same for all five services, e.g. "FP_KAFKA_COMPRESSION=none"), FP_BENCH_OUT (the
+# result's path instead of .local/bench/pipeline.json).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -35,6 +37,8 @@ probe_every=${FP_BENCH_PROBE_EVERY:-20}
 drain=${FP_BENCH_DRAIN:-60}
 local_dir=${FP_LOCAL_DIR:-$root/.local}
 out_dir=$local_dir/bench
+# FP_BENCH_OUT: where pipeline.json goes (A/B runs keep each result).
+out_file=${FP_BENCH_OUT:-$out_dir/pipeline.json}
 
 die() { echo "pipeline.sh: $*" >&2; exit 1; }
 log() { printf '\n== %s\n' "$*" >&2; }
@@ -130,6 +134,8 @@ for s in "${services[@]}"; do
 	name=${s%%:*} port=${s##*:}
 	extra=()
 	case $name in validator | stitcher | segmenter) read -r -a extra <<<"${FP_BENCH_STAGE_ENV:-}" ;; esac
+	read -r -a every <<<"${FP_BENCH_ENV:-}"
+	extra+=("${every[@]}")
 	env "${extra[@]}" FP_HTTP_ADDR=127.0.0.1:$port FP_LOG_FORMAT=json FP_DEBUG_PPROF=true FP_GRPC_ADDR= FP_SOURCES_FILE="$work/workspaces.yaml" \
 		FP_KAFKA_PARTITIONS="$partitions" FP_CONSUMER_GROUP="$id-$name" FP_CLICKHOUSE_DATABASE="$db" \
 		FP_TOPIC_RAW="${prefix}cdp.events.raw" FP_TOPIC_VALID="${prefix}cdp.events.valid" FP_TOPIC_INVALID="${prefix}cdp.events.invalid" \
@@ -151,11 +157,20 @@ done
 
 metrics=""
 for s in "${services[@]}"; do metrics="$metrics${metrics:+,}${s%%:*}=http://127.0.0.1:${s##*:}/metrics"; done
+# CPU per step: the five services, and the servers found by their
+# listening ports (absent from the table when ss cannot name them).
+cpu=""
+for s in "${services[@]}"; do cpu="$cpu${cpu:+,}${s%%:*}=${pids[${s%%:*}]}"; done
+listener() { ss -ltnpH "sport = :${1##*:}" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2; }
+for srv in kafka:"${FP_KAFKA_BROKERS%%,*}" redis:"$FP_REDIS_ADDR" clickhouse:"$FP_CLICKHOUSE_ADDR"; do
+	p=$(listener "${srv#*:}")
+	[ -n "$p" ] && cpu="$cpu,${srv%%:*}=$p"
+done
 log "driving ${rates} events/s for ${seconds} s each"
 "$work/pipebench" -url http://127.0.0.1:18180 -write-key "$write_key" -brokers "$FP_KAFKA_BROKERS" \
 	-topic.resolved "${prefix}cdp.events.resolved" -topic.membership "${prefix}cdp.segments.membership" \
 	-clickhouse "$FP_CLICKHOUSE_HTTP" -clickhouse.database "$db" \
-	-rates "$rates" -duration "${seconds}s" -drain "${drain}s" -batch "$batch" -probe-every "$probe_every" -metrics "$metrics" >"$work/result.json"
+	-rates "$rates" -duration "${seconds}s" -drain "${drain}s" -batch "$batch" -probe-every "$probe_every" -metrics "$metrics" -cpu "$cpu" >"$work/result.json"
 
 rss='{}'
 for s in "${services[@]}"; do
@@ -163,12 +178,12 @@ for s in "${services[@]}"; do
 	kb=$(awk '/VmHWM/ {print $2}' "/proc/${pids[$name]}/status" 2>/dev/null || echo 0)
 	rss=$(jq --arg n "$name" --argjson kb "${kb:-0}" '. + {($n): ($kb / 1024 | floor)}' <<<"$rss")
 done
-mkdir -p "$out_dir"
+mkdir -p "$(dirname "$out_file")"
 jq --argjson rss "$rss" --arg segments "$nsegments" --arg partitions "$partitions" --arg host "$(nproc) cores" \
 	'. + {peak_rss_mb: $rss, segments: ($segments|tonumber), partitions: ($partitions|tonumber), host: $host}' \
-	"$work/result.json" >"$out_dir/pipeline.json"
+	"$work/result.json" >"$out_file"
 
-log "result (.local/bench/pipeline.json)"
+log "result ($out_file)"
 jq -r '
   ["rate/s", "achieved/s", "→resolved p50/p99 ms", "→trigger p50/p99 ms", "→row p50/p99 ms", "missing", "evals/s", "validator/s", "stitcher/s", "segmenter/s", "loader/s"],
   (.steps[] | [ .target_rate, (.achieved_rate|floor),
@@ -178,5 +193,6 @@ jq -r '
      (.collector_to_trigger.missing + .collector_to_resolved.missing),
      (.segment_evaluations_per_s|floor), (.throughput_per_s.validator|floor), (.throughput_per_s.stitcher|floor),
      (.throughput_per_s.segmenter|floor), (.throughput_per_s.loader|floor) ])
-  | @tsv' "$out_dir/pipeline.json" | column -t -s $'\t'
-echo "peak RSS (MB): $(jq -c .peak_rss_mb "$out_dir/pipeline.json")"
+  | @tsv' "$out_file" | column -t -s $'\t'
+jq -r '.steps[] | "cpu cores at \(.target_rate)/s: " + ([.cpu_cores // {} | to_entries[] | "\(.key) \(.value * 100 | round / 100)"] | join(", ")) + "; total \([.cpu_cores // {} | .[]] | add // 0 | . * 100 | round / 100)"' "$out_file"
+echo "peak RSS (MB): $(jq -c .peak_rss_mb "$out_file")"

@@ -80,7 +80,7 @@ func Stage(a *app.App, name string, c kafkaclient.Config, cc kafkaclient.Consume
 	}
 	r := &stage.Runner{
 		Name: name, Source: consumer, Sink: sink, Handler: h, Log: a.Log,
-		Metrics: stage.NewMetrics(name, a.Registry), DrainTimeout: a.DrainTimeout(),
+		Metrics: stage.NewMetrics(name, a.Registry), DrainTimeout: a.DrainTimeout(), Sequential: !cc.Pipeline,
 	}
 	a.Go(name+" stage", r.Run)
 	// Registered after the producer's closer, so it runs before it: leave

@@ -58,11 +58,26 @@ func (g *Graph) Profile(ctx context.Context, workspace, pid string) (Profile, er
 
 // Profiles reads several profiles at once, each followed through merges to
 // its survivor, keyed by the id asked for; ids no profile has are absent.
-// It costs two pipelined round trips (plus one per level of a merge chain)
+// It costs one pipelined round trip (plus one per level of a merge chain)
 // however many profiles are read.
 func (g *Graph) Profiles(ctx context.Context, workspace string, pids []string) (map[string]Profile, error) {
+	return g.ProfilesWith(ctx, workspace, pids, ReadOptions{})
+}
+
+// ReadOptions leave out parts of a profile a reader has no use for, so
+// Redis sends (and the reader decodes) less: the segmenter evaluates
+// traits, identities and times, never counters or merge history.
+type ReadOptions struct {
+	SkipCounters bool // Profile.Counters stays empty
+	SkipMerged   bool // Profile.Merged stays empty
+}
+
+// ProfilesWith is Profiles reading only what o asks for.
+func (g *Graph) ProfilesWith(ctx context.Context, workspace string, pids []string, o ReadOptions) (map[string]Profile, error) {
 	p := Prefix(workspace)
-	// Follow merges: survivor[asked] is where asked lives now.
+	// survivor[asked] is where asked lives now. Each round reads every
+	// part of the candidates at once; a candidate whose hash names a
+	// survivor (merged_into) is read again under that id next round.
 	survivor := make(map[string]string, len(pids))
 	todo := make([]string, 0, len(pids))
 	for _, pid := range pids {
@@ -71,70 +86,77 @@ func (g *Graph) Profiles(ctx context.Context, workspace string, pids []string) (
 			todo = append(todo, pid)
 		}
 	}
+	type read struct {
+		h, traits, counts *redis.MapStringStringCmd
+		ids, merged       *redis.StringSliceCmd
+	}
+	decoded := map[string]*Profile{}
 	for hops := 0; len(todo) > 0; hops++ {
 		if hops > 100 {
 			return nil, fmt.Errorf("profile %s: merge chain too long", todo[0])
 		}
+		reads := map[string]*read{}
 		pipe := g.rdb.Pipeline()
-		cmds := make([]*redis.StringCmd, len(todo))
-		for i, asked := range todo {
-			cmds[i] = pipe.HGet(ctx, p+"p:"+survivor[asked], "merged_into")
+		for _, asked := range todo {
+			pid := survivor[asked]
+			if reads[pid] != nil || decoded[pid] != nil {
+				continue
+			}
+			r := &read{h: pipe.HGetAll(ctx, p+"p:"+pid), ids: pipe.SMembers(ctx, p+"p:"+pid+":ids"), traits: pipe.HGetAll(ctx, p+"p:"+pid+":t")}
+			if !o.SkipCounters {
+				r.counts = pipe.HGetAll(ctx, p+"p:"+pid+":c")
+			}
+			if !o.SkipMerged {
+				r.merged = pipe.SMembers(ctx, p+"p:"+pid+":merged")
+			}
+			reads[pid] = r
 		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("following merges: %w", err)
+		if len(reads) > 0 {
+			if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+				return nil, fmt.Errorf("reading profiles: %w", err)
+			}
+		}
+		followed := map[string]string{} // merged-away id → its survivor
+		for pid, r := range reads {
+			h := r.h.Val()
+			if into := h["merged_into"]; into != "" {
+				followed[pid] = into
+				continue
+			}
+			if len(h) == 0 {
+				continue
+			}
+			prof := &Profile{ID: pid, Traits: map[string]json.RawMessage{}, Counters: map[string]int64{}}
+			ms := func(k string) time.Time { n, _ := strconv.ParseInt(h[k], 10, 64); return time.UnixMilli(n).UTC() }
+			prof.FirstSeen, prof.LastSeen = ms("first"), ms("last")
+			prof.Version, _ = strconv.ParseInt(h["ver"], 10, 64)
+			for _, s := range r.ids.Val() {
+				t, v, _ := strings.Cut(s, ":")
+				prof.Identities = append(prof.Identities, Identifier{t, v})
+			}
+			sort.Slice(prof.Identities, func(i, j int) bool { return prof.Identities[i].String() < prof.Identities[j].String() })
+			for k, v := range r.traits.Val() {
+				prof.Traits[k] = json.RawMessage(v)
+			}
+			if r.counts != nil {
+				for k, v := range r.counts.Val() {
+					prof.Counters[k], _ = strconv.ParseInt(v, 10, 64)
+				}
+			}
+			if r.merged != nil {
+				prof.Merged = r.merged.Val()
+				sort.Strings(prof.Merged)
+			}
+			decoded[pid] = prof
 		}
 		var next []string
-		for i, asked := range todo {
-			if into, err := cmds[i].Result(); err == nil && into != "" {
+		for _, asked := range todo {
+			if into, ok := followed[survivor[asked]]; ok {
 				survivor[asked] = into
 				next = append(next, asked)
 			}
 		}
 		todo = next
-	}
-	type read struct {
-		h, traits, counts *redis.MapStringStringCmd
-		ids, merged       *redis.StringSliceCmd
-	}
-	reads := map[string]*read{}
-	pipe := g.rdb.Pipeline()
-	for _, pid := range survivor {
-		if reads[pid] != nil {
-			continue
-		}
-		reads[pid] = &read{
-			h: pipe.HGetAll(ctx, p+"p:"+pid), ids: pipe.SMembers(ctx, p+"p:"+pid+":ids"), traits: pipe.HGetAll(ctx, p+"p:"+pid+":t"),
-			counts: pipe.HGetAll(ctx, p+"p:"+pid+":c"), merged: pipe.SMembers(ctx, p+"p:"+pid+":merged"),
-		}
-	}
-	if len(reads) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("reading profiles: %w", err)
-		}
-	}
-	decoded := map[string]*Profile{}
-	for pid, r := range reads {
-		if len(r.h.Val()) == 0 {
-			continue
-		}
-		prof := &Profile{ID: pid, Traits: map[string]json.RawMessage{}, Counters: map[string]int64{}, Merged: r.merged.Val()}
-		h := r.h.Val()
-		ms := func(k string) time.Time { n, _ := strconv.ParseInt(h[k], 10, 64); return time.UnixMilli(n).UTC() }
-		prof.FirstSeen, prof.LastSeen = ms("first"), ms("last")
-		prof.Version, _ = strconv.ParseInt(h["ver"], 10, 64)
-		for _, s := range r.ids.Val() {
-			t, v, _ := strings.Cut(s, ":")
-			prof.Identities = append(prof.Identities, Identifier{t, v})
-		}
-		sort.Slice(prof.Identities, func(i, j int) bool { return prof.Identities[i].String() < prof.Identities[j].String() })
-		for k, v := range r.traits.Val() {
-			prof.Traits[k] = json.RawMessage(v)
-		}
-		for k, v := range r.counts.Val() {
-			prof.Counters[k], _ = strconv.ParseInt(v, 10, 64)
-		}
-		sort.Strings(prof.Merged)
-		decoded[pid] = prof
 	}
 	out := make(map[string]Profile, len(pids))
 	for asked, pid := range survivor {

@@ -20,12 +20,27 @@ type ConsumerConfig struct {
 	BatchWait time.Duration
 	// SessionTimeout bounds how long a dead instance holds its partitions.
 	SessionTimeout time.Duration
+	// FetchMinBytes and FetchMaxWait are the broker's side of a fetch: it
+	// answers once it holds FetchMinBytes for the partition or FetchMaxWait
+	// passed. A larger minimum means fewer, fuller fetches (less CPU on the
+	// broker and the client) for at most FetchMaxWait more latency.
+	FetchMinBytes int
+	FetchMaxWait  time.Duration
+	// Pipeline makes the stage runner handle the next batch while this
+	// one's outputs wait for their ack (pkg/stage). Off by default: on the
+	// 2-core benchmark box, where every process competes for the CPU,
+	// overlapping the steps made triggers slower, not faster (README,
+	// Performance); it pays where a stage waits on remote round trips.
+	Pipeline bool
 }
 
 func (c *ConsumerConfig) RegisterFlags(fs *flag.FlagSet, service string) {
 	fs.StringVar(&c.GroupID, "consumer.group", "firstparty-"+service, "Kafka consumer group; instances with the same group share the partitions")
 	fs.IntVar(&c.BatchSize, "consumer.batch-size", 500, "most messages processed as one batch")
 	fs.DurationVar(&c.BatchWait, "consumer.batch-wait", 20*time.Millisecond, "longest wait for a batch to fill once its first message arrived")
+	fs.IntVar(&c.FetchMinBytes, "consumer.fetch-min-bytes", 1, "bytes the broker waits for (up to -consumer.fetch-max-wait) before answering a fetch of a partition")
+	fs.DurationVar(&c.FetchMaxWait, "consumer.fetch-max-wait", 250*time.Millisecond, "longest the broker holds a fetch while it has less than -consumer.fetch-min-bytes")
+	fs.BoolVar(&c.Pipeline, "consumer.pipeline", false, "handle the next batch while this one's outputs wait for their ack (offsets are still committed in order, only after the outputs are acknowledged), instead of finishing each batch before the next")
 	fs.DurationVar(&c.SessionTimeout, "consumer.session-timeout", 10*time.Second, "group session timeout: how long a dead instance keeps its partitions")
 }
 
@@ -39,6 +54,10 @@ func (c *ConsumerConfig) Validate() error {
 		return config.Field("consumer.batch-wait", "must not be negative, got %v", c.BatchWait)
 	case c.SessionTimeout < time.Second:
 		return config.Field("consumer.session-timeout", "must be at least 1s, got %v", c.SessionTimeout)
+	case c.FetchMinBytes < 0:
+		return config.Field("consumer.fetch-min-bytes", "must not be negative, got %d", c.FetchMinBytes)
+	case c.FetchMaxWait < time.Millisecond:
+		return config.Field("consumer.fetch-max-wait", "must be at least 1ms, got %v", c.FetchMaxWait)
 	}
 	return nil
 }
@@ -59,14 +78,18 @@ func NewConsumer(c Config, cc ConsumerConfig, log *slog.Logger, topics ...string
 	if len(topics) == 0 {
 		return nil, errors.New("consumer needs at least one topic")
 	}
+	wait := cc.FetchMaxWait
+	if wait <= 0 {
+		wait = 250 * time.Millisecond // a zero config (tests) gets the flag's default
+	}
 	rc := kafka.ReaderConfig{
 		Brokers:           c.Brokers,
 		GroupID:           cc.GroupID,
 		GroupTopics:       topics,
 		Dialer:            c.dialer(),
-		MinBytes:          1,
+		MinBytes:          max(1, cc.FetchMinBytes),
 		MaxBytes:          16 << 20,
-		MaxWait:           250 * time.Millisecond,
+		MaxWait:           wait,
 		ReadBatchTimeout:  10 * time.Second,
 		CommitInterval:    0, // synchronous commits: CommitMessages returns after the broker stored them
 		StartOffset:       kafka.FirstOffset,

@@ -120,6 +120,15 @@ func (c *Config) Validate() error {
 
 func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	s.kafka.RegisterFlags(fs, "collector")
+	// kafka-go allocates room for batch-size messages (~150 B each,
+	// zeroed) for every batch it starts, and the collector starts a few
+	// per request, each holding a handful of events: 200 instead of 1,000
+	// cut the garbage per 10-event write from ~500 to ~113 KB
+	// (BenchmarkProduceSmallWrites) and the collector's CPU in the
+	// pipeline benchmark from 0.21/0.26 to 0.18/0.22 cores at 2,000/3,000
+	// events/s. A batch reaching 200 messages within -kafka.batch-timeout
+	// is simply sent sooner.
+	config.SetDefault(fs, "kafka.batch-size", "200")
 	s.topics.RegisterFlags(fs)
 	s.cfg.RegisterFlags(fs)
 }

@@ -276,7 +276,9 @@ func (h *handler) group(ctx context.Context, items []*item) ([]*group, error) {
 		byWS[k.ws] = append(byWS[k.ws], k.pid)
 	}
 	for ws, pids := range byWS {
-		got, err := h.graph.Profiles(ctx, ws, pids)
+		// Conditions see traits, identities and times: counters and merge
+		// history are not read.
+		got, err := h.graph.ProfilesWith(ctx, ws, pids, identity.ReadOptions{SkipCounters: true, SkipMerged: true})
 		if err != nil {
 			return nil, err
 		}

@@ -24,11 +24,14 @@ import (
 // handler runs one batch through pkg/validation: prepare every message,
 // look the batch up in Redis twice (dedup window, suppression list), decide,
 // and record the accepted message ids only after the valid topic
-// acknowledged them (AfterAck).
+// acknowledged them (AfterAck). Until then they are held in inflight: the
+// stage runner handles the next batch while this one's outputs wait for
+// their ack, and a duplicate in it must still be found.
 type handler struct {
 	topics      topics.Names
 	sources     *sources.Live
 	dedup       *dedup.Store
+	inflight    dedup.Inflight
 	suppression *suppression.List
 	events      *prometheus.CounterVec
 	now         func() time.Time
@@ -86,6 +89,7 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 	if err != nil {
 		return stage.Result{}, err
 	}
+	h.inflight.Fill(ids, seen)
 	for j, origin := range seen {
 		r := refs[j]
 		switch {
@@ -153,9 +157,16 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 		kafkaclient.CarryTrace(&out, m)
 		outs = append(outs, out)
 	}
+	h.inflight.Add(record)
 	return stage.Result{
-		Outputs:  outs,
-		AfterAck: func(ctx context.Context) error { return h.dedup.Record(ctx, record) },
+		Outputs: outs,
+		AfterAck: func(ctx context.Context) error {
+			if err := h.dedup.Record(ctx, record); err != nil {
+				return err
+			}
+			h.inflight.Done(record)
+			return nil
+		},
 	}, nil
 }
 

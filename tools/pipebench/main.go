@@ -53,9 +53,12 @@ type Config struct {
 	ProbeDevices    int
 	Devices         int
 	Metrics         map[string]string // service → /metrics URL
-	Quiet           bool
+	// CPU names the processes whose CPU time is reported per step
+	// (process → pid); pipebench itself is always counted as "pipebench".
+	CPU   map[string]int
+	Quiet bool
 
-	rates, metrics string // as given, parsed by Validate
+	rates, metrics, cpu string // as given, parsed by Validate
 }
 
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
@@ -75,11 +78,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ProbeDevices, "probe-devices", 500, "distinct probe devices (profiles whose membership flips)")
 	fs.IntVar(&c.Devices, "devices", 20000, "simulated shop devices")
 	fs.StringVar(&c.metrics, "metrics", "", "service=URL of /metrics, comma-separated, for per-stage throughput")
+	fs.StringVar(&c.cpu, "cpu", "", "process=pid, comma-separated: processes whose CPU use (cores) is reported per step, e.g. kafka=123,redis=456")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress on stderr")
 }
 
 func (c *Config) Validate() error {
-	c.Rates, c.Metrics = nil, map[string]string{}
+	c.Rates, c.Metrics, c.CPU = nil, map[string]string{}, map[string]int{}
 	for _, r := range strings.Split(c.rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || n <= 0 {
@@ -96,6 +100,17 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("-metrics: %q is not service=http://…/metrics", kv)
 		}
 		c.Metrics[k] = v
+	}
+	for _, kv := range strings.Split(c.cpu, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		pid, err := strconv.Atoi(v)
+		if !ok || err != nil || pid <= 0 {
+			return fmt.Errorf("-cpu: %q is not process=pid", kv)
+		}
+		c.CPU[k] = pid
 	}
 	switch {
 	case c.WriteKey == "":

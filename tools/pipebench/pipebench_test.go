@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -22,6 +23,7 @@ func TestValidate(t *testing.T) {
 		{"metrics", func(c *Config) { c.metrics = "collector" }, "service=http"},
 		{"key", func(c *Config) { c.WriteKey = "" }, "-write-key"},
 		{"batch", func(c *Config) { c.Batch = 0 }, "-batch"},
+		{"cpu", func(c *Config) { c.cpu = "kafka=x" }, "-cpu"},
 	} {
 		c := Config{WriteKey: "k", rates: "1000, 5000", metrics: "collector=http://x/metrics", Batch: 10, Concurrency: 1, ProbeEvery: 20, ProbeDevices: 5, Duration: 1e9}
 		tc.mod(&c)
@@ -75,5 +77,20 @@ firstparty_collector_events_total{source="w/web",outcome="accepted",reason=""} 9
 	}
 	if c := scrape(context.Background(), "collector", srv.URL); c.processed != 99 {
 		t.Fatalf("collector counters = %+v", c)
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	// A command name with a space and a parenthesis, utime 250, stime 50.
+	line := "4242 (java (x) y) S 1 2 3 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 60 0 1000 1 1\n"
+	got, err := parseStat(line)
+	if err != nil || got != 3 {
+		t.Errorf("parseStat = %v, %v; want 3 s", got, err)
+	}
+	if _, err := parseStat("garbage"); err == nil {
+		t.Error("parseStat accepted a line without a command name")
+	}
+	if s, err := cpuSeconds(os.Getpid()); err != nil || s < 0 {
+		t.Errorf("cpuSeconds(self) = %v, %v", s, err)
 	}
 }

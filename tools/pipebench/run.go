@@ -55,7 +55,10 @@ type Step struct {
 	Row          Latency `json:"collector_to_clickhouse_row"`
 	// Throughput is messages per second each service handled during the
 	// step (from its /metrics).
-	Throughput      map[string]float64 `json:"throughput_per_s,omitempty"`
+	Throughput map[string]float64 `json:"throughput_per_s,omitempty"`
+	// CPU is the cores each named process used while the rate was
+	// offered (CPU seconds over the step's wall time).
+	CPU             map[string]float64 `json:"cpu_cores,omitempty"`
 	EvaluationsPerS float64            `json:"segment_evaluations_per_s,omitempty"`
 	TransitionsPerS float64            `json:"transitions_per_s,omitempty"`
 	ElapsedSeconds  float64            `json:"elapsed_s"`
@@ -165,7 +168,7 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 		b.mu.Lock()
 		b.steps = append(b.steps, s)
 		b.mu.Unlock()
-		before := scrapeAll(ctx, cfg.Metrics)
+		before, cpuBefore := scrapeAll(ctx, cfg.Metrics), cpuTimes(cfg.CPU)
 		start := time.Now()
 		sent, failed, probes, firstErr := b.drive(ctx, i, rate, cfg.Duration)
 		elapsed := time.Since(start)
@@ -175,8 +178,14 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 		// Throughput is what each stage handled while the rate was
 		// offered: a stage that keeps up shows the rate, one that cannot
 		// shows its ceiling (the drain after it is not counted).
-		after := scrapeAll(ctx, cfg.Metrics)
+		after, cpuAfter := scrapeAll(ctx, cfg.Metrics), cpuTimes(cfg.CPU)
 		window := time.Since(start).Seconds()
+		s.CPU = map[string]float64{}
+		for name, t := range cpuAfter {
+			if t0, ok := cpuBefore[name]; ok {
+				s.CPU[name] = (t - t0) / window
+			}
+		}
 		b.waitOutstanding(ctx, i, cfg.Drain)
 		s.Throughput = map[string]float64{}
 		for svc := range cfg.Metrics {
