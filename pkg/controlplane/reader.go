@@ -193,11 +193,19 @@ func (r *Reader) take(m kafka.Message) {
 	r.mu.Lock()
 	out := r.state.Apply(rec)
 	reg := r.state.Registry()
-	if w, ok := r.waiters[rec.Revision]; ok && rec.Revision != "" {
-		w <- out
+	w, waiting := r.waiters[rec.Revision]
+	waiting = waiting && rec.Revision != ""
+	if waiting {
 		delete(r.waiters, rec.Revision)
 	}
 	r.mu.Unlock()
+	// The writer hears of its outcome after the registry is published, so
+	// what it does next (answer, look a key up) sees its own write.
+	defer func() {
+		if waiting {
+			w <- out
+		}
+	}()
 	r.count(out)
 	switch out.Kind {
 	case "applied", "deleted":
