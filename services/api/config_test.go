@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -94,35 +93,14 @@ func configServer(t *testing.T, store *controlplane.Store, ws string) *httptest.
 // varies on purpose) so tests can look for substrings.
 func ccall(t *testing.T, srv *httptest.Server, method, path, key, body string) (int, string) {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, srv.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
+	ct := ""
 	if b := strings.TrimSpace(body); b != "" {
-		ct := "application/yaml"
+		ct = "application/yaml"
 		if b[0] == '{' || b[0] == '[' {
 			ct = "application/json"
 		}
-		req.Header.Set("Content-Type", ct)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var buf bytes.Buffer
-	if json.Compact(&buf, b) == nil {
-		b = buf.Bytes()
-	}
-	return resp.StatusCode, string(b)
+	return callAs(t, srv, method, path, key, ct, body)
 }
 
 func jsonOf(t *testing.T, body string) map[string]any {

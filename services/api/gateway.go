@@ -292,13 +292,17 @@ func (m *yamlMarshaler) Unmarshal(data []byte, v any) error {
 	return m.JSONPb.Unmarshal(j, v)
 }
 
-func (m *yamlMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
+func (m *yamlMarshaler) NewDecoder(r io.Reader) runtime.Decoder { return wholeBody(r, m.Unmarshal) }
+
+// wholeBody decodes with unmarshal once the whole body is read (YAML, and
+// telling JSON from YAML, need all of it).
+func wholeBody(r io.Reader, unmarshal func([]byte, any) error) runtime.Decoder {
 	return runtime.DecoderFunc(func(v any) error {
 		data, err := io.ReadAll(r)
 		if err != nil {
 			return err
 		}
-		return m.Unmarshal(data, v)
+		return unmarshal(data, v)
 	})
 }
 
@@ -325,12 +329,4 @@ func (m *jsonOrYAML) Unmarshal(data []byte, v any) error {
 	return m.yaml.Unmarshal(data, v)
 }
 
-func (m *jsonOrYAML) NewDecoder(r io.Reader) runtime.Decoder {
-	return runtime.DecoderFunc(func(v any) error {
-		data, err := io.ReadAll(r)
-		if err != nil {
-			return err
-		}
-		return m.Unmarshal(data, v)
-	})
-}
+func (m *jsonOrYAML) NewDecoder(r io.Reader) runtime.Decoder { return wholeBody(r, m.Unmarshal) }

@@ -46,6 +46,12 @@ func serve(t *testing.T, a *api) *httptest.Server {
 // call sends one request and returns the status and body.
 func call(t *testing.T, srv *httptest.Server, method, path, key, body string) (int, string) {
 	t.Helper()
+	return callAs(t, srv, method, path, key, "", body)
+}
+
+// callAs is call with a Content-Type ("": none).
+func callAs(t *testing.T, srv *httptest.Server, method, path, key, contentType, body string) (int, string) {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -56,6 +62,9 @@ func call(t *testing.T, srv *httptest.Server, method, path, key, body string) (i
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"google.golang.org/protobuf/encoding/protojson"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -40,19 +38,7 @@ func TestProfileByAnyIdentifier(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := testServer(t, rdb, nil, "", nil, "", map[string]access.Key{"fpa_admin_key_0123456789": access.Full(ws), "fpa_other_key_0123456789": access.Full(other)})
-	get := func(path, key string) (int, string) {
-		req, _ := http.NewRequest("GET", srv.URL+path, nil)
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, compact(b)
-	}
+	get := func(path, key string) (int, string) { return call(t, srv, "GET", path, key, "") }
 	var first string
 	for _, id := range []string{"user_id:42", "email:ann@x.io", "anonymous_id:a1"} {
 		code, body := get("/v1/profiles/"+id, "fpa_admin_key_0123456789")

@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -36,17 +33,7 @@ func TestUnlinkEndpoint(t *testing.T) {
 	}
 	defer p.Close()
 	srv := testServer(t, rdb, nil, "", p, names.Profiles, map[string]access.Key{"fpa_admin_key_0123456789": access.Full(ws), "fpa_other_key_0123456789": access.Full(ws + "-other")})
-	post := func(key, path, body string) (int, string) {
-		req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	post := func(key, path, body string) (int, string) { return call(t, srv, "POST", path, key, body) }
 	const ok = `{"identifier": "anonymous_id:kiosk", "reason": "shared kiosk"}`
 	if code, body := post("fpa_other_key_0123456789", "/v1/profiles/email:ann@x.io/unlink", ok); code != 409 {
 		t.Fatalf("another workspace's key: %d %s", code, body) // it sees no such profile
