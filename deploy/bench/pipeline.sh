@@ -16,7 +16,8 @@
 # running `make up`. Takes about 3 minutes with the defaults.
 #
 # Knobs (environment): FP_BENCH_RATES ("1000,5000"), FP_BENCH_SECONDS (30 per
-# rate), FP_BENCH_DRAIN (60: longest wait in s after a rate for its last
+# rate), FP_BENCH_WARMUP (20: seconds at the first rate before the steps,
+# uncounted, so the shop's devices have been seen once), FP_BENCH_DRAIN (60: longest wait in s after a rate for its last
 # probes), FP_BENCH_SEGMENTS (50), FP_BENCH_PARTITIONS (6), FP_BENCH_BATCH (10
 # events per request), FP_BENCH_PROBE_EVERY (20), FP_BENCH_STAGE_ENV (extra
 # NAME=VALUE words for the validator, stitcher and segmenter, for A/B runs:
@@ -28,6 +29,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 rates=${FP_BENCH_RATES:-1000,5000}
 seconds=${FP_BENCH_SECONDS:-30}
+warmup=${FP_BENCH_WARMUP:-20}
 nsegments=${FP_BENCH_SEGMENTS:-50}
 partitions=${FP_BENCH_PARTITIONS:-6}
 batch=${FP_BENCH_BATCH:-10}
@@ -170,7 +172,7 @@ log "driving ${rates} events/s for ${seconds} s each"
 "$work/pipebench" -url http://127.0.0.1:18180 -write-key "$write_key" -brokers "$FP_KAFKA_BROKERS" \
 	-topic.resolved "${prefix}cdp.events.resolved" -topic.membership "${prefix}cdp.segments.membership" \
 	-clickhouse "$FP_CLICKHOUSE_HTTP" -clickhouse.database "$db" \
-	-rates "$rates" -duration "${seconds}s" -drain "${drain}s" -batch "$batch" -probe-every "$probe_every" -metrics "$metrics" -cpu "$cpu" >"$work/result.json"
+	-rates "$rates" -duration "${seconds}s" -warmup "${warmup}s" -drain "${drain}s" -batch "$batch" -probe-every "$probe_every" -metrics "$metrics" -cpu "$cpu" >"$work/result.json"
 
 rss='{}'
 for s in "${services[@]}"; do
@@ -185,12 +187,13 @@ jq --argjson rss "$rss" --arg segments "$nsegments" --arg partitions "$partition
 
 log "result ($out_file)"
 jq -r '
-  ["rate/s", "achieved/s", "→resolved p50/p99 ms", "→trigger p50/p99 ms", "→row p50/p99 ms", "missing", "evals/s", "validator/s", "stitcher/s", "segmenter/s", "loader/s"],
+  ["rate/s", "achieved/s", "→resolved p50/p99 ms", "→trigger p50/p99 ms", "→row p50/p99 ms", "missing", "new profiles", "evals/s", "validator/s", "stitcher/s", "segmenter/s", "loader/s"],
   (.steps[] | [ .target_rate, (.achieved_rate|floor),
      "\(.collector_to_resolved.p50_ms)/\(.collector_to_resolved.p99_ms)",
      "\(.collector_to_trigger.p50_ms)/\(.collector_to_trigger.p99_ms)",
      "\(.collector_to_clickhouse_row.p50_ms)/\(.collector_to_clickhouse_row.p99_ms)",
      (.collector_to_trigger.missing + .collector_to_resolved.missing),
+     "\((.new_profile_share // 0) * 1000 | round / 10)%",
      (.segment_evaluations_per_s|floor), (.throughput_per_s.validator|floor), (.throughput_per_s.stitcher|floor),
      (.throughput_per_s.segmenter|floor), (.throughput_per_s.loader|floor) ])
   | @tsv' "$out_file" | column -t -s $'\t'

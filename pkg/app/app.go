@@ -53,12 +53,18 @@ type Config struct {
 	Log          logging.Config
 	// Pprof serves /debug/pprof/ (off by default).
 	Pprof bool
+	// GCPercent is the Go collector's target heap growth (GOGC). The
+	// runtime's default of 100 spent a quarter of the segmenter's CPU on
+	// allocation and marking at 5,000 events/s; 400 trades heap for it
+	// (README, Performance). GOGC in the environment wins.
+	GCPercent int
 }
 
 func (c *Config) RegisterFlags(fs *flag.FlagSet, defaultAddr string) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", defaultAddr, "listen address of the HTTP server (/healthz, /readyz, /metrics and the service's own API)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM, how long in-flight requests and batches may take to finish")
 	fs.BoolVar(&c.Pprof, "debug.pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address (keep that address private)")
+	fs.IntVar(&c.GCPercent, "go.gc-percent", 400, "Go garbage collector target (GOGC): how far the heap grows past the live data before a collection; higher spends memory to save CPU, -1 turns collection off (with GOMEMLIMIT as the bound); ignored when GOGC is set")
 	c.Log.RegisterFlags(fs)
 }
 
@@ -68,6 +74,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		return config.Field("drain-timeout", "must not be negative, got %v", c.DrainTimeout)
+	}
+	if c.GCPercent < -1 {
+		return config.Field("go.gc-percent", "must be -1 (off) or a percentage, got %d", c.GCPercent)
 	}
 	return c.Log.Validate()
 }
@@ -101,6 +110,9 @@ func MainContext(ctx context.Context, name, defaultAddr string, svc Service, arg
 		return 2
 	}
 	log := logging.New(cfg.Log, os.Stderr, name)
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
 	a := New(name, cfg, log)
 	if err := svc.Start(ctx, a); err != nil {
 		log.Error("start failed", "err", err)

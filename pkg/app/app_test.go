@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"flag"
 	"io"
 	"log/slog"
 	"net/http"
@@ -99,5 +100,30 @@ func TestMainRejectsBadConfig(t *testing.T) {
 	code := MainContext(context.Background(), "testsvc", ":0", nopService{}, nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if code != 2 {
 		t.Fatalf("exit code = %d, want 2 for bad configuration", code)
+	}
+}
+
+func TestGCPercent(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{{"400", true}, {"100", true}, {"-1", true}, {"-2", false}, {"lots", false}} {
+		var c Config
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		c.RegisterFlags(fs, ":0")
+		err := fs.Parse([]string{"-go.gc-percent", tc.value})
+		if err == nil {
+			err = c.Validate()
+		}
+		if (err == nil) != tc.ok {
+			t.Errorf("-go.gc-percent %s: err = %v, want ok=%v", tc.value, err, tc.ok)
+		}
+	}
+	var c Config
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	c.RegisterFlags(fs, ":0")
+	if c.GCPercent != 400 {
+		t.Errorf("default -go.gc-percent = %d, want 400", c.GCPercent)
 	}
 }

@@ -46,6 +46,7 @@ type Config struct {
 	Database        string
 	Rates           []int
 	Duration        time.Duration
+	Warmup          time.Duration
 	Drain           time.Duration
 	Batch           int
 	Concurrency     int
@@ -71,6 +72,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Database, "clickhouse.database", "firstparty", "database of the events table")
 	fs.StringVar(&c.rates, "rates", "1000,5000", "events per second to drive, one step each, comma-separated")
 	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "how long each rate is driven")
+	fs.DurationVar(&c.Warmup, "warmup", 10*time.Second, "how long the first rate is driven before the steps, uncounted (the devices are seen a first time; the same ones browse on through every step)")
 	fs.DurationVar(&c.Drain, "drain", 15*time.Second, "longest wait after a step for its last probes")
 	fs.IntVar(&c.Batch, "batch", 10, "events per request (/v1/batch)")
 	fs.IntVar(&c.Concurrency, "concurrency", 32, "connections")
@@ -123,6 +125,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-probe-every and -probe-devices must be at least 1")
 	case c.Duration < time.Second:
 		return fmt.Errorf("-duration must be at least 1s")
+	case c.Warmup < time.Second:
+		return fmt.Errorf("-warmup must be at least 1s (consumers join their groups in it)")
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ func TestValidate(t *testing.T) {
 		{"batch", func(c *Config) { c.Batch = 0 }, "-batch"},
 		{"cpu", func(c *Config) { c.cpu = "kafka=x" }, "-cpu"},
 	} {
-		c := Config{WriteKey: "k", rates: "1000, 5000", metrics: "collector=http://x/metrics", Batch: 10, Concurrency: 1, ProbeEvery: 20, ProbeDevices: 5, Duration: 1e9}
+		c := Config{WriteKey: "k", rates: "1000, 5000", metrics: "collector=http://x/metrics", Batch: 10, Concurrency: 1, ProbeEvery: 20, ProbeDevices: 5, Duration: 1e9, Warmup: 1e9}
 		tc.mod(&c)
 		err := c.Validate()
 		if tc.want == "" && (err != nil || len(c.Rates) != 2 || c.Rates[1] != 5000 || c.Metrics["collector"] != "http://x/metrics") ||

@@ -61,8 +61,11 @@ type Step struct {
 	CPU             map[string]float64 `json:"cpu_cores,omitempty"`
 	EvaluationsPerS float64            `json:"segment_evaluations_per_s,omitempty"`
 	TransitionsPerS float64            `json:"transitions_per_s,omitempty"`
-	ElapsedSeconds  float64            `json:"elapsed_s"`
-	FirstError      string             `json:"first_error,omitempty"`
+	// NewProfileShare is the share of the events the stitcher resolved
+	// during the step that created a profile (first sight of a device).
+	NewProfileShare float64 `json:"new_profile_share"`
+	ElapsedSeconds  float64 `json:"elapsed_s"`
+	FirstError      string  `json:"first_error,omitempty"`
 	histResolved    *hdrhistogram.Histogram
 	histTrigger     *hdrhistogram.Histogram
 	histRow         *hdrhistogram.Histogram
@@ -110,6 +113,12 @@ type bench struct {
 	seq    atomic.Int64
 	client *http.Client
 	auth   string
+	// gens are the workers' shops, one per connection, made once: the
+	// same population of devices browses through the warm-up and every
+	// step, as a site's visitors do, instead of every step starting with
+	// devices the pipeline has never seen (each of which creates a
+	// profile, the stitcher's and segmenter's dearest path).
+	gens []*clickstream.Clickstream
 }
 
 func (b *bench) record(id string, what func(*probe) *bool, hist func(*Step) *hdrhistogram.Histogram, at time.Time) {
@@ -141,6 +150,10 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 	b := &bench{cfg: cfg, runID: strconv.FormatInt(time.Now().UnixNano(), 36), probes: map[string]*probe{},
 		client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		auth:   "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.WriteKey+":"))}
+	seed := uint64(time.Now().UnixNano())
+	for w := 0; w < cfg.Concurrency; w++ {
+		b.gens = append(b.gens, clickstream.New(seed+uint64(w)*0x9e3779b97f4a7c15, max(1, cfg.Devices/cfg.Concurrency)))
+	}
 	res := &Result{Started: time.Now().UTC()}
 	res.Config.Batch, res.Config.Concurrency, res.Config.ProbeEvery, res.Config.Duration = cfg.Batch, cfg.Concurrency, cfg.ProbeEvery, cfg.Duration.String()
 
@@ -156,10 +169,11 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 		go func() { defer wg.Done(); b.watchRows(watchCtx) }()
 	}
 
-	// Warm up (consumers join their groups, connections open) at the
-	// first rate; its probes are not counted.
-	say(cfg, "warming up for 5 s at %d events/s", cfg.Rates[0])
-	b.drive(ctx, -1, cfg.Rates[0], 5*time.Second)
+	// Warm up (consumers join their groups, connections open, the
+	// devices are seen a first time) at the first rate; its probes are
+	// not counted.
+	say(cfg, "warming up for %v at %d events/s", cfg.Warmup, cfg.Rates[0])
+	b.drive(ctx, -1, cfg.Rates[0], cfg.Warmup)
 	if !b.waitOutstanding(ctx, -1, 20*time.Second) {
 		say(cfg, "warm-up probes still outstanding after 20 s: the pipeline is slow to start")
 	}
@@ -190,6 +204,11 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 		s.Throughput = map[string]float64{}
 		for svc := range cfg.Metrics {
 			s.Throughput[svc] = (after[svc].processed - before[svc].processed) / window
+		}
+		if st, ok := after["stitcher"]; ok {
+			if n := st.processed - before["stitcher"].processed; n > 0 {
+				s.NewProfileShare = (st.newProfiles - before["stitcher"].newProfiles) / n
+			}
 		}
 		if seg, ok := after["segmenter"]; ok {
 			s.EvaluationsPerS = (seg.evaluations - before["segmenter"].evaluations) / window
@@ -251,7 +270,7 @@ func (b *bench) drive(ctx context.Context, step, rate int, d time.Duration) (sen
 	var wg sync.WaitGroup
 	var nSent, nFailed, nProbes atomic.Int64
 	for w := 0; w < cfg.Concurrency; w++ {
-		gen := clickstream.New(uint64(time.Now().UnixNano())+uint64(w)*0x9e3779b97f4a7c15, max(1, cfg.Devices/cfg.Concurrency))
+		gen := b.gens[w]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -463,7 +482,7 @@ func (b *bench) watchRows(ctx context.Context) {
 }
 
 // counters are what a service's /metrics says it has done so far.
-type counters struct{ processed, evaluations, transitions float64 }
+type counters struct{ processed, evaluations, transitions, newProfiles float64 }
 
 func scrapeAll(ctx context.Context, urls map[string]string) map[string]counters {
 	out := map[string]counters{}
@@ -508,6 +527,8 @@ func scrape(ctx context.Context, svc, u string) counters {
 			c.evaluations += v
 		case strings.HasPrefix(name, "firstparty_segmenter_transitions_total"):
 			c.transitions += v
+		case strings.HasPrefix(name, "firstparty_stitcher_events_total") && strings.Contains(name, `outcome="new_profile"`):
+			c.newProfiles += v
 		}
 	}
 	return c
