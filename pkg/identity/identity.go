@@ -287,6 +287,14 @@ type Result struct {
 	Dropped map[string]int
 }
 
+// Unchanged reports whether the event left the profile's traits and
+// identities as they were: no profile created, no identifier linked, no
+// profile merged, no trait changed. (A refused link or merge changes
+// nothing either.)
+func (r Result) Unchanged() bool {
+	return !r.Created && len(r.Added) == 0 && len(r.Merged) == 0 && len(r.TraitChanges) == 0
+}
+
 // Block is one link or merge merge protection refused.
 type Block struct {
 	// What is an identifier ("type:value") that was not linked, or a

@@ -31,7 +31,12 @@ type input struct {
 	causeID string    // message, change or tick id: part of every transition id
 	at      time.Time // event time, change time or due time
 	event   segments.Event
-	losers  []string // inMerge: profiles absorbed
+	// profileUnchanged (inEvent): the stitcher says the event left the
+	// profile's traits and identities as they were, so the segments that
+	// read only those need not be evaluated for it (zero: it may have
+	// changed them, and they are).
+	profileUnchanged bool
+	losers           []string // inMerge: profiles absorbed
 }
 
 // transition is one enter or exit.
@@ -109,18 +114,30 @@ func entry(p *segstate.Profile, seg *segments.Segment, prof segments.Profile) (*
 // apply folds one input into the profile's entries and returns the
 // transitions, evaluated at now. Entries an input cannot move are neither
 // decoded nor evaluated: an event, the segments whose aggregates it can
-// change and those that read the profile (which the event may have
-// changed: traits, identities, last seen); a profile change (a split), the
-// segments that read the profile; merges and ticks, all.
+// change, those that read first or last seen (which every event moves)
+// and, if the event may have changed the profile's traits or identities,
+// those that read the profile; a profile change (a split), the segments
+// that read the profile; merges and ticks, all.
 func (ev *evaluator) apply(p *segstate.Profile, prof segments.Profile, in input, now time.Time) []transition {
 	var out []transition
 	for _, seg := range ev.segs {
-		affected := false
+		affected, reads := false, false
 		switch in.kind {
 		case inEvent:
 			affected = seg.Affected(in.event)
-			if !affected && !seg.ReadsProfile() && p.Has(seg.ID) {
-				continue
+			reads = seg.ReadsSeen() || !in.profileUnchanged && seg.ReadsProfile()
+			if !affected && !reads {
+				if p.Has(seg.ID) {
+					continue
+				}
+				// No entry, and the event moves nothing of this segment:
+				// a fresh entry would stay empty (Seed fills only
+				// aggregates over any event, which every event affects)
+				// and answer WhenEmpty. When that is "not a member", there
+				// is nothing to decide or keep.
+				if v, ok := seg.WhenEmpty(); ok && !v {
+					continue
+				}
 			}
 		case inProfile:
 			if !seg.ReadsProfile() && p.Has(seg.ID) {
@@ -128,7 +145,7 @@ func (ev *evaluator) apply(p *segstate.Profile, prof segments.Profile, in input,
 			}
 		}
 		e, fresh := entry(p, seg, prof)
-		need := fresh || in.kind != inEvent || seg.ReadsProfile()
+		need := fresh || in.kind != inEvent || reads
 		if fresh {
 			ev.dirty[seg.ID] = true
 		}

@@ -102,3 +102,90 @@ func TestMergeAndDeadline(t *testing.T) {
 		t.Fatalf("exitAll = %+v", out)
 	}
 }
+
+// An event the stitcher marked as leaving the profile alone re-evaluates
+// only the segments whose aggregates it moves and those over first or last
+// seen; one that may have changed the profile re-evaluates those over
+// traits and identities too.
+func TestApplyProfileReads(t *testing.T) {
+	segs := mustCompile(t,
+		`{id: pro, version: 1, name: P, condition: 'has(traits.plan) && traits.plan == "pro"'}`,
+		`{id: regular, version: 1, name: R, condition: 'last_seen - first_seen >= duration("1h")'}`,
+		`{id: buyers, version: 1, name: B, condition: 'orders >= 1', aggregates: {orders: {count: {event: "Order Completed"}}}}`,
+	)
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	view := func(unchanged bool) input {
+		return input{kind: inEvent, causeID: "c", at: now, profileUnchanged: unchanged, event: segments.Event{Type: "page", Time: now}}
+	}
+	order := input{kind: inEvent, causeID: "o", at: now, profileUnchanged: true, event: segments.Event{Type: "track", Name: "Order Completed", Time: now}}
+	free := segments.Profile{ID: "p", FirstSeen: now, LastSeen: now, Traits: map[string]json.RawMessage{"plan": json.RawMessage(`"free"`)}}
+	pro := segments.Profile{ID: "p", FirstSeen: now, LastSeen: now.Add(2 * time.Hour), Traits: map[string]json.RawMessage{"plan": json.RawMessage(`"pro"`)}}
+	type step struct {
+		prof      segments.Profile
+		in        input
+		want      string
+		evaluated int
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"unchanged profile: traits not read again, last seen is", []step{
+			{free, view(false), "[]", 2}, // buyers: nothing observed, known without evaluating
+			{pro, view(true), "[regular+]", 1},
+		}},
+		{"changed profile: traits read again", []step{
+			{free, view(false), "[]", 2}, // buyers: nothing observed, known without evaluating
+			{pro, view(false), "[pro+ regular+]", 2},
+		}},
+		{"an aggregate the event moves is evaluated either way", []step{
+			{free, view(false), "[]", 2}, // buyers: nothing observed, known without evaluating
+			{free, order, "[buyers+]", 2},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &evaluator{segs: segs}
+			entries := segstate.NewProfile("p")
+			for i, st := range tc.steps {
+				ev.reset()
+				before := ev.evaluations
+				var got []string
+				for _, tr := range ev.apply(entries, st.prof, st.in, now) {
+					d := "-"
+					if tr.enter {
+						d = "+"
+					}
+					got = append(got, tr.segment+d)
+				}
+				if fmt.Sprint(got) != st.want && !(st.want == "[]" && got == nil) {
+					t.Fatalf("step %d: transitions = %v, want %s", i, got, st.want)
+				}
+				if n := ev.evaluations - before; n != st.evaluated {
+					t.Errorf("step %d: %d conditions evaluated, want %d", i, n, st.evaluated)
+				}
+			}
+		})
+	}
+}
+
+// Most profiles never match most segments: an event that moves nothing of
+// a segment the profile has no entry for creates none.
+func TestApplySkipsUntouchedSegments(t *testing.T) {
+	segs := mustCompile(t,
+		`{id: buyers, version: 1, name: B, condition: 'orders >= 1', aggregates: {orders: {count: {event: "Order Completed"}}}}`,
+		`{id: newcomers, version: 1, name: N, condition: 'orders == 0', aggregates: {orders: {count: {event: "Order Completed"}}}}`,
+	)
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	ev := &evaluator{segs: segs}
+	ev.reset()
+	p := segstate.NewProfile("p")
+	trs := ev.apply(p, segments.Profile{ID: "p"}, input{kind: inEvent, causeID: "v", at: now, event: segments.Event{Type: "page", Time: now}}, now)
+	if p.Decoded("buyers") {
+		t.Error("a page view made an entry for a segment it cannot move")
+	}
+	// A segment an empty profile matches still gets its entry and enter.
+	if !p.Decoded("newcomers") || len(trs) != 1 || trs[0].segment != "newcomers" || !trs[0].enter {
+		t.Errorf("transitions = %+v, want newcomers entered", trs)
+	}
+}

@@ -92,6 +92,11 @@ func TestTwoDevicesBecomeOneProfile(t *testing.T) {
 		if r.MessageId == "m5" && r.Resolution.ProfileId != prof.ID {
 			t.Fatalf("m5 resolved to %s, want the survivor %s", r.Resolution.ProfileId, prof.ID)
 		}
+		// Only m4 (a second page view of a known device) left its profile
+		// as it was; the others created one, linked, changed traits or merged.
+		if want := r.MessageId == "m4"; r.Resolution.ProfileUnchanged != want {
+			t.Errorf("%s: profile_unchanged = %v, want %v", r.MessageId, r.Resolution.ProfileUnchanged, want)
+		}
 	}
 	changes, _ := testinfra.Read(t, kc, names.Profiles, int(testinfra.Count(t, kc, names.Profiles)), func() *profilev1.ProfileChange { return &profilev1.ProfileChange{} })
 	merged := false

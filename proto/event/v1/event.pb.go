@@ -1331,10 +1331,17 @@ type Resolution struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Canonical profile id at processing time. Merges later may point this id
 	// at a survivor; the identities table maps it to the current profile.
-	ProfileId     string                 `protobuf:"bytes,1,opt,name=profile_id,json=profileId,proto3" json:"profile_id,omitempty"`
-	ResolvedAt    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ProfileId  string                 `protobuf:"bytes,1,opt,name=profile_id,json=profileId,proto3" json:"profile_id,omitempty"`
+	ResolvedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
+	// The event left the profile's traits and identities as they were: it
+	// created no profile, linked no identifier, merged none and changed no
+	// trait. A consumer that re-reads the profile when an event changed it
+	// (the segmenter, for conditions over traits and identities) may skip
+	// that for this one. False when unknown, as from a stitcher that predates
+	// the field: "may have changed" is always safe.
+	ProfileUnchanged bool `protobuf:"varint,3,opt,name=profile_unchanged,json=profileUnchanged,proto3" json:"profile_unchanged,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Resolution) Reset() {
@@ -1379,6 +1386,13 @@ func (x *Resolution) GetResolvedAt() *timestamppb.Timestamp {
 		return x.ResolvedAt
 	}
 	return nil
+}
+
+func (x *Resolution) GetProfileUnchanged() bool {
+	if x != nil {
+		return x.ProfileUnchanged
+	}
+	return false
 }
 
 // Violation is one specific problem with an event.
@@ -1648,13 +1662,14 @@ const file_event_v1_event_proto_rawDesc = "" +
 	"\fplan_version\x18\x02 \x01(\rR\vplanVersion\x12>\n" +
 	"\n" +
 	"violations\x18\x03 \x03(\v2\x1e.firstparty.event.v1.ViolationR\n" +
-	"violations\"h\n" +
+	"violations\"\x95\x01\n" +
 	"\n" +
 	"Resolution\x12\x1d\n" +
 	"\n" +
 	"profile_id\x18\x01 \x01(\tR\tprofileId\x12;\n" +
 	"\vresolved_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"resolvedAt\"\x82\x01\n" +
+	"resolvedAt\x12+\n" +
+	"\x11profile_unchanged\x18\x03 \x01(\bR\x10profileUnchanged\"\x82\x01\n" +
 	"\tViolation\x123\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x1b.firstparty.event.v1.ReasonR\x06reason\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x12\n" +
