@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -39,10 +40,13 @@ import (
 // pending transitions, if Kafka never acknowledged them, are sent again
 // with the same ids.
 type handler struct {
-	topics  topics.Names
-	reg     func() *sources.Registry
-	graph   *identity.Graph
-	store   *segstate.Store
+	topics topics.Names
+	reg    func() *sources.Registry
+	graph  *identity.Graph
+	store  *segstate.Store
+	// shards is how many parts of a batch are computed and written at
+	// once (-handle.shards).
+	shards  int
 	now     func() time.Time
 	log     *slog.Logger
 	metrics *metrics
@@ -56,6 +60,10 @@ type metrics struct {
 	conflicts   prometheus.Counter
 	timers      prometheus.Counter
 	backfill    *prometheus.CounterVec
+	// steps times the parts of handling a batch: profiles (reading the
+	// identity graph), state (loading segment state), evaluate (folding
+	// and evaluating, no I/O), write (the version-checked state writes).
+	steps *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -81,11 +89,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		backfill: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "firstparty_segmenter_backfill_ticks_total", Help: "Backfill ticks sent, by workspace.",
 		}, []string{"workspace"}),
+		steps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "firstparty_segmenter_handle_step_seconds", Help: "Time of each step of handling a batch: profiles (identity graph read), state (segment state read), evaluate (no I/O), write (state writes).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"step"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.inputs, m.transitions, m.evaluations, m.evalErrors, m.conflicts, m.timers, m.backfill)
+		reg.MustRegister(m.inputs, m.transitions, m.evaluations, m.evalErrors, m.conflicts, m.timers, m.backfill, m.steps)
 	}
 	return m
+}
+
+// step records the time since *t under name and restarts *t.
+func (m *metrics) step(name string, t *time.Time) {
+	now := time.Now()
+	m.steps.WithLabelValues(name).Observe(now.Sub(*t).Seconds())
+	*t = now
 }
 
 var kindNames = map[inputKind]string{inEvent: "event", inProfile: "profile", inMerge: "merge", inDelete: "delete", inTick: "tick"}
@@ -133,43 +152,45 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 		}
 		items = append(items, it)
 	}
+	t := time.Now()
 	groups, err := h.group(ctx, items)
 	if err != nil {
 		return stage.Result{}, err
 	}
+	h.metrics.step("profiles", &t)
 	// Commit each workspace's profiles; recompute the ones another writer
-	// got to first.
+	// got to first. The profiles are split into shards that load, fold
+	// and write concurrently: most of a shard's time is Redis round trips,
+	// which another shard's folding fills. Shards are independent — a
+	// profile is in one, and the version check settles what two shards
+	// (or two instances) might both touch, such as a merge's loser.
+	now := h.now()
+	var shards [][]*group
 	byWS := map[string][]*group{}
+	var order []string
 	for _, g := range groups {
+		if byWS[g.ws] == nil {
+			order = append(order, g.ws)
+		}
 		byWS[g.ws] = append(byWS[g.ws], g)
 	}
-	now := h.now()
-	for ws, gs := range byWS {
-		todo := gs
-		for attempt := 0; len(todo) > 0; attempt++ {
-			if attempt == maxConflictRetries {
-				return stage.Result{}, fmt.Errorf("segment state of %d profiles in %s kept changing concurrently", len(todo), ws)
-			}
-			if err := h.compute(ctx, ws, todo, now); err != nil {
-				return stage.Result{}, err
-			}
-			ws := make([][]segstate.Write, len(todo))
-			for i, g := range todo {
-				ws[i] = g.writes
-			}
-			res, err := h.store.CommitMany(ctx, todo[0].ws, ws)
-			if err != nil {
-				return stage.Result{}, err
-			}
-			var again []*group
-			for i, g := range todo {
-				if res[i] != nil {
-					again = append(again, g)
-				}
-			}
-			h.metrics.conflicts.Add(float64(len(again)))
-			todo = again
+	n := max(1, h.shards)
+	for _, ws := range order {
+		gs := byWS[ws]
+		size := (len(gs) + n - 1) / n
+		for len(gs) > 0 {
+			k := min(size, len(gs))
+			shards = append(shards, gs[:k])
+			gs = gs[k:]
 		}
+	}
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(n)
+	for _, shard := range shards {
+		eg.Go(func() error { return h.commitShard(ectx, shard, now) })
+	}
+	if err := eg.Wait(); err != nil {
+		return stage.Result{}, err
 	}
 	acks := map[string]map[string][]string{}
 	for _, g := range groups {
@@ -201,6 +222,40 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 	}}, nil
 }
 
+// commitShard computes and writes one workspace's groups, recomputing
+// those another writer changed since they were loaded.
+func (h *handler) commitShard(ctx context.Context, gs []*group, now time.Time) error {
+	ws := gs[0].ws
+	todo := gs
+	for attempt := 0; len(todo) > 0; attempt++ {
+		if attempt == maxConflictRetries {
+			return fmt.Errorf("segment state of %d profiles in %s kept changing concurrently", len(todo), ws)
+		}
+		if err := h.compute(ctx, ws, todo, now); err != nil {
+			return err
+		}
+		writes := make([][]segstate.Write, len(todo))
+		for i, g := range todo {
+			writes[i] = g.writes
+		}
+		t := time.Now()
+		res, err := h.store.CommitMany(ctx, ws, writes)
+		if err != nil {
+			return err
+		}
+		h.metrics.step("write", &t)
+		var again []*group
+		for i, g := range todo {
+			if res[i] != nil {
+				again = append(again, g)
+			}
+		}
+		h.metrics.conflicts.Add(float64(len(again)))
+		todo = again
+	}
+	return nil
+}
+
 // decode turns a message into an input; nil (and no error) for messages
 // the segmenter has no use for.
 func (h *handler) decode(m kafka.Message) (*item, error) {
@@ -217,7 +272,7 @@ func (h *handler) decode(m kafka.Message) (*item, error) {
 		}
 		typ := strings.ToLower(strings.TrimPrefix(e.Type.String(), "EVENT_TYPE_"))
 		return &item{msg: m, ws: env.WorkspaceId, pid: env.Resolution.ProfileId, in: input{
-			kind: inEvent, causeID: env.SourceId + "/" + env.MessageId, at: e.GetTimestamp().AsTime(),
+			kind: inEvent, causeID: env.SourceId + "/" + env.MessageId, at: e.GetTimestamp().AsTime(), profileUnchanged: env.Resolution.ProfileUnchanged,
 			event: segments.NewEvent(segments.Event{MessageID: env.MessageId, Type: typ, Name: name, Time: e.GetTimestamp().AsTime(), Properties: e.PropertiesJson}),
 		}}, nil
 	case h.topics.Profiles:
@@ -326,14 +381,17 @@ func (h *handler) compute(ctx context.Context, ws string, gs []*group, now time.
 			pids = append(pids, it.in.losers...)
 		}
 	}
+	t := time.Now()
 	states, err := h.store.Load(ctx, ws, pids)
 	if err != nil {
 		return err
 	}
+	h.metrics.step("state", &t)
 	segs := h.reg().Segments(ws)
 	for _, g := range gs {
 		h.fold(g, segs, states, now)
 	}
+	h.metrics.step("evaluate", &t)
 	return nil
 }
 

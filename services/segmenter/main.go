@@ -41,6 +41,7 @@ type service struct {
 	webhooks        bool
 	webhookPrivate  bool
 	webhookConc     int
+	shards          int
 
 	// now is the clock (tests move it).
 	now func() time.Time
@@ -65,6 +66,7 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.backfillEvery, "backfill.interval", 2*time.Second, "how often new segments are looked for, to backfill their membership")
 	fs.BoolVar(&s.webhooks, "webhooks.enabled", true, "deliver transitions to the workspaces' webhook destinations (consumer group <group>-webhooks)")
 	fs.IntVar(&s.webhookConc, "webhooks.concurrency", 32, "transitions delivered at once")
+	fs.IntVar(&s.shards, "handle.concurrency", 2, "parts of a batch whose profiles are loaded, evaluated and written at once (their Redis round trips overlap with each other's evaluation)")
 	fs.BoolVar(&s.webhookPrivate, "webhooks.allow-private", false, "deliver to destinations whose host name resolves to a loopback, private or link-local address (a URL naming such an address literally is delivered anyway: only an operator can save one)")
 }
 
@@ -79,6 +81,9 @@ func (s *service) Validate() error {
 	}
 	if s.lease < time.Second {
 		return config.Field("timers.lease", "must be at least 1s, got %v", s.lease)
+	}
+	if s.shards < 1 || s.shards > 64 {
+		return config.Field("handle.concurrency", "must be 1..64, got %d", s.shards)
 	}
 	if s.webhookConc < 1 {
 		return config.Field("webhooks.concurrency", "must be at least 1")
@@ -103,7 +108,7 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 	}
 	rdb := deps.Redis(a, s.redis)
 	store, graph, m := segstate.New(rdb), identity.New(rdb, identity.DefaultConfig()), newMetrics(a.Registry)
-	h := &handler{topics: s.topics, reg: live.Current, graph: graph, store: store, now: s.now, log: a.Log, metrics: m}
+	h := &handler{topics: s.topics, reg: live.Current, graph: graph, store: store, shards: s.shards, now: s.now, log: a.Log, metrics: m}
 	host, _ := os.Hostname()
 	sch := &scheduler{store: store, graph: graph, sink: p, topics: s.topics, reg: live.Current, now: s.now, log: a.Log, metrics: m,
 		owner: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), uuid.NewString()[:8]), poll: s.timerPoll, lease: s.lease}
