@@ -6,45 +6,38 @@
 -- npend, npend (field, value) pairs.
 -- Returns 1 when written, 0 on a version conflict (nothing written).
 local n = tonumber(ARGV[1])
+-- Each profile's items are read straight out of ARGV (unpack of a range)
+-- rather than copied into tables first: a commit is one profile with a few
+-- dozen fields, and the copying was a good part of the script's time.
 local profiles = {}
 local a = 2
 for i = 1, n do
-  local p = {state = KEYS[2 * i], pending = KEYS[2 * i + 1]}
-  p.pid = ARGV[a]
-  p.expect = tonumber(ARGV[a + 1])
-  p.timer = tonumber(ARGV[a + 2])
-  p.wipe = ARGV[a + 3] == '1'
+  local p = {pid = ARGV[a], expect = tonumber(ARGV[a + 1]), timer = tonumber(ARGV[a + 2]), wipe = ARGV[a + 3] == '1'}
   a = a + 4
-  local nset = tonumber(ARGV[a]); a = a + 1
-  p.set = {}
-  for j = 1, nset do
-    p.set[#p.set + 1] = ARGV[a]; p.set[#p.set + 1] = ARGV[a + 1]; a = a + 2
-  end
-  local ndel = tonumber(ARGV[a]); a = a + 1
-  p.del = {}
-  for j = 1, ndel do p.del[#p.del + 1] = ARGV[a]; a = a + 1 end
-  local npend = tonumber(ARGV[a]); a = a + 1
-  p.pend = {}
-  for j = 1, npend do
-    p.pend[#p.pend + 1] = ARGV[a]; p.pend[#p.pend + 1] = ARGV[a + 1]; a = a + 2
-  end
+  p.nset = tonumber(ARGV[a]); p.set = a + 1; a = a + 1 + 2 * p.nset
+  p.ndel = tonumber(ARGV[a]); p.del = a + 1; a = a + 1 + p.ndel
+  p.npend = tonumber(ARGV[a]); p.pend = a + 1; a = a + 1 + 2 * p.npend
   profiles[i] = p
 end
 
-for _, p in ipairs(profiles) do
-  local v = tonumber(redis.call('HGET', p.state, 'v') or '0')
+for i, p in ipairs(profiles) do
+  local v = tonumber(redis.call('HGET', KEYS[2 * i], 'v') or '0')
   if v ~= p.expect then return 0 end
 end
 
-for _, p in ipairs(profiles) do
+for i, p in ipairs(profiles) do
+  local state, pending = KEYS[2 * i], KEYS[2 * i + 1]
   if p.wipe then
-    redis.call('DEL', p.state)
-  else
-    if #p.del > 0 then redis.call('HDEL', p.state, unpack(p.del)) end
+    redis.call('DEL', state)
+  elseif p.ndel > 0 then
+    redis.call('HDEL', state, unpack(ARGV, p.del, p.del + p.ndel - 1))
   end
-  redis.call('HSET', p.state, 'v', p.expect + 1)
-  if #p.set > 0 then redis.call('HSET', p.state, unpack(p.set)) end
-  if #p.pend > 0 then redis.call('HSET', p.pending, unpack(p.pend)) end
+  if p.nset > 0 then
+    redis.call('HSET', state, 'v', p.expect + 1, unpack(ARGV, p.set, p.set + 2 * p.nset - 1))
+  else
+    redis.call('HSET', state, 'v', p.expect + 1)
+  end
+  if p.npend > 0 then redis.call('HSET', pending, unpack(ARGV, p.pend, p.pend + 2 * p.npend - 1)) end
   if p.timer > 0 then
     redis.call('ZADD', KEYS[1], p.timer, p.pid)
   else

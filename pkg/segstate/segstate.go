@@ -200,7 +200,11 @@ func (s *Store) Load(ctx context.Context, ws string, pids []string) (map[string]
 }
 
 func decodeProfile(pid string, h map[string]string) (*Profile, error) {
-	p := NewProfile(pid)
+	// Most fields are entries (s:) and deadlines (d:), about as many of
+	// each: sized once, the maps do not grow field by field.
+	n := len(h)/2 + 1
+	p := &Profile{ID: pid, Entries: make(map[string]*Entry, 8), raw: make(map[string]string, n), stored: make(map[string]bool, n),
+		Due: make(map[string]int64, n), Watermarks: map[string]int64{}}
 	for k, v := range h {
 		switch {
 		case k == "v":

@@ -82,11 +82,28 @@ type evaluator struct {
 	errors      []error
 	// dirty are the segments whose entry changed since reset.
 	dirty map[string]bool
+	ids   map[string]bool // of segs, made on first use
 }
 
+// configured reports whether id is one of the evaluator's segments.
+func (ev *evaluator) configured(id string) bool {
+	if ev.ids == nil {
+		ev.ids = make(map[string]bool, len(ev.segs))
+		for _, s := range ev.segs {
+			ev.ids[s.ID] = true
+		}
+	}
+	return ev.ids[id]
+}
+
+// reset readies the evaluator for another profile (its map is reused).
 func (ev *evaluator) reset() {
-	ev.dirty = map[string]bool{}
+	if ev.dirty == nil {
+		ev.dirty = map[string]bool{}
+	}
+	clear(ev.dirty)
 	ev.errors = nil
+	ev.evaluations = 0
 }
 
 // entry returns the profile's entry for seg, creating (and seeding from the

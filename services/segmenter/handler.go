@@ -388,16 +388,19 @@ func (h *handler) compute(ctx context.Context, ws string, gs []*group, now time.
 	}
 	h.metrics.step("state", &t)
 	segs := h.reg().Segments(ws)
+	ev := &evaluator{segs: segs}
 	for _, g := range gs {
-		h.fold(g, segs, states, now)
+		h.fold(g, ev, states, now)
 	}
 	h.metrics.step("evaluate", &t)
 	return nil
 }
 
-func (h *handler) fold(g *group, segs []*segments.Segment, states map[string]*segstate.Profile, now time.Time) {
+// fold applies a group's inputs to its profile with ev (reset here) and
+// fills the group's writes and outputs.
+func (h *handler) fold(g *group, ev *evaluator, states map[string]*segstate.Profile, now time.Time) {
 	p := states[g.pid]
-	ev := &evaluator{segs: segs}
+	segs := ev.segs
 	ev.reset()
 	g.outs, g.pending, g.dups, g.writes, g.ms = nil, nil, nil, nil, nil
 	g.counts = map[[2]string]int{}
@@ -476,12 +479,8 @@ func (h *handler) fold(g *group, segs []*segments.Segment, states map[string]*se
 				w.Entries[id] = e
 			}
 		}
-		configured := map[string]bool{}
-		for _, s := range segs {
-			configured[s.ID] = true
-		}
 		for _, id := range p.IDs() {
-			if !configured[id] {
+			if !ev.configured(id) {
 				w.Delete = append(w.Delete, id) // the segment was removed
 			}
 		}
