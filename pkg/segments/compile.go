@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/checker"
+
+	"github.com/firstparty/firstparty/pkg/identity"
 	"sigs.k8s.io/yaml"
 )
 
@@ -88,10 +91,13 @@ type Segment struct {
 	Name    string
 	Def     Definition
 
-	aggs     []*aggregate // only those the condition reads, sorted by name
-	byName   map[string]*aggregate
-	prg      cel.Program
-	readsNow bool
+	aggs   []*aggregate // only those the condition reads, sorted by name
+	byName map[string]*aggregate
+	prg    cel.Program
+	// costTracked: the condition's cost could not be bounded when it was
+	// compiled, so CEL counts it as it runs (see program).
+	costTracked bool
+	readsNow    bool
 	// readsProfile: the condition reads traits, identities, first_seen or
 	// last_seen, so it can move on a profile change without any event.
 	readsProfile bool
@@ -147,6 +153,41 @@ func newEnv(opts ...cel.EnvOption) (*cel.Env, error) {
 		cel.ParserRecursionLimit(100),
 	}
 	return cel.NewEnv(append(base, opts...)...)
+}
+
+// maxInputBytes bounds the size of anything an expression can read: a
+// trait, an identifier, an event's properties all reached the segmenter in
+// one Kafka record, which the broker caps at 1 MiB (message.max.bytes).
+const maxInputBytes = 1 << 20
+
+// program plans ast for evaluation. When CEL's cost estimate, with every
+// input as large as maxInputBytes allows, stays within celCostLimit, the
+// program runs without run-time cost tracking: the limit cannot be hit,
+// and tracking was about half of an evaluation's time. Otherwise the limit
+// is enforced as the expression runs. It reports whether it is.
+func program(env *cel.Env, ast *cel.Ast) (cel.Program, bool, error) {
+	if est, err := env.EstimateCost(ast, inputBound{}); err == nil && est.Max <= celCostLimit {
+		prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+		return prg, false, err
+	}
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(celCostLimit))
+	return prg, true, err
+}
+
+// inputBound is the cost estimator behind program: CEL asks it only for
+// sizes it cannot tell from the expression itself, and every such value
+// came from an input.
+type inputBound struct{}
+
+func (inputBound) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
+	if p := n.Path(); len(p) == 1 && p[0] == "identities" {
+		return &checker.SizeEstimate{Min: 0, Max: identity.MaxIdentifiers} // what a profile can hold
+	}
+	return &checker.SizeEstimate{Min: 0, Max: maxInputBytes}
+}
+
+func (inputBound) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
+	return nil // the standard library's own cost model
 }
 
 var whereEnv = func() *cel.Env {
@@ -234,7 +275,7 @@ func CompileDefinition(d Definition) (*Segment, error) {
 	if t := ast.OutputType(); !t.IsExactType(cel.BoolType) && !t.IsExactType(cel.DynType) {
 		return nil, errf("condition: must be a bool, but it is %s", t)
 	}
-	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(celCostLimit))
+	prg, tracked, err := program(env, ast)
 	if err != nil {
 		return nil, errf("condition: %w", err)
 	}
@@ -245,7 +286,7 @@ func CompileDefinition(d Definition) (*Segment, error) {
 			used[ref.Name] = true
 		}
 	}
-	s := &Segment{ID: d.ID, Version: d.Version, Name: d.Name, Def: d, prg: prg, readsNow: used["now"], recheck: recheck,
+	s := &Segment{ID: d.ID, Version: d.Version, Name: d.Name, Def: d, prg: prg, costTracked: tracked, readsNow: used["now"], recheck: recheck,
 		readsProfile: used["traits"] || used["identities"] || used["first_seen"] || used["last_seen"],
 		readsSeen:    used["first_seen"] || used["last_seen"]}
 	var unused []string
@@ -411,7 +452,7 @@ func compileMatch(m Match, field string) (matcher, error) {
 	if t := ast.OutputType(); !t.IsExactType(cel.BoolType) && !t.IsExactType(cel.DynType) {
 		return out, fmt.Errorf("%smust be a bool, but it is %s", field, t)
 	}
-	prg, err := whereEnv.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(celCostLimit))
+	prg, _, err := program(whereEnv, ast)
 	if err != nil {
 		return out, fmt.Errorf("%s%w", field, err)
 	}

@@ -1,8 +1,10 @@
 package segments
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCompileErrors(t *testing.T) {
@@ -131,5 +133,46 @@ func TestWhenEmpty(t *testing.T) {
 		if v, ok := s.WhenEmpty(); v != tc.value || ok != tc.ok {
 			t.Errorf("%s: WhenEmpty() = %v, %v; want %v, %v", tc.def, v, ok, tc.value, tc.ok)
 		}
+	}
+}
+
+// Conditions whose cost CEL can bound from the largest possible inputs run
+// without run-time cost tracking; the others keep the limit, and it stops
+// them.
+func TestCostTracking(t *testing.T) {
+	for _, tc := range []struct {
+		cond    string
+		tracked bool
+	}{
+		{`traits.plan == "pro" && identities.exists(i, i.startsWith("user_id:"))`, false},
+		{`has(traits.email) && traits.country in ["CN", "DE"]`, false},
+		{`now - last_seen > duration("720h")`, false},
+		{`traits.tags.all(a, traits.tags.all(b, a == b))`, true},
+		{`traits.a == traits.b`, true}, // comparing two unbounded strings
+	} {
+		s, err := Compile([]byte(`{id: s, version: 1, name: S, condition: '` + tc.cond + `'}`))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.cond, err)
+		}
+		if s.costTracked != tc.tracked {
+			t.Errorf("%s: cost tracked = %v, want %v", tc.cond, s.costTracked, tc.tracked)
+		}
+	}
+	for name, def := range Templates() {
+		if s, err := Compile(def); err != nil || s.costTracked {
+			t.Errorf("template %s: err %v, cost tracked %v; want a bounded cost", name, err, s != nil && s.costTracked)
+		}
+	}
+	s, err := Compile([]byte(`{id: s, version: 1, name: S, condition: 'traits.tags.all(a, traits.tags.all(b, a == b))'}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := make([]string, 2000)
+	for i := range tags {
+		tags[i] = `"x"`
+	}
+	p := Profile{ID: "p", Traits: map[string]json.RawMessage{"tags": json.RawMessage("[" + strings.Join(tags, ",") + "]")}}
+	if _, err := s.Evaluate(&State{}, p, time.Now()); err == nil || !strings.Contains(err.Error(), "cost limit") {
+		t.Errorf("4 M comparisons: err = %v, want the cost limit", err)
 	}
 }
