@@ -22,7 +22,8 @@
 # events per request), FP_BENCH_PROBE_EVERY (20), FP_BENCH_STAGE_ENV (extra
 # NAME=VALUE words for the validator, stitcher and segmenter, for A/B runs:
 # "FP_CONSUMER_BATCH_WAIT=5ms FP_KAFKA_BATCH_TIMEOUT=1ms"), FP_BENCH_ENV (the
-# same for all five services, e.g. "FP_KAFKA_COMPRESSION=none"), FP_BENCH_OUT (the
+# same for all five services, e.g. "FP_KAFKA_COMPRESSION=none"; the stages' own
+# win over it), FP_BENCH_OUT (the
 # result's path instead of .local/bench/pipeline.json).
 set -euo pipefail
 
@@ -134,10 +135,11 @@ chmod +x "$work/fpbench-cleanup"
 log "starting the pipeline (prefix $prefix, $nsegments segments, $partitions partitions)"
 for s in "${services[@]}"; do
 	name=${s%%:*} port=${s##*:}
-	extra=()
-	case $name in validator | stitcher | segmenter) read -r -a extra <<<"${FP_BENCH_STAGE_ENV:-}" ;; esac
-	read -r -a every <<<"${FP_BENCH_ENV:-}"
-	extra+=("${every[@]}")
+	# FP_BENCH_ENV for every service, then the stages' own (the later wins).
+	read -r -a extra <<<"${FP_BENCH_ENV:-}"
+	stage=()
+	case $name in validator | stitcher | segmenter) read -r -a stage <<<"${FP_BENCH_STAGE_ENV:-}" ;; esac
+	extra+=("${stage[@]}")
 	env "${extra[@]}" FP_HTTP_ADDR=127.0.0.1:$port FP_LOG_FORMAT=json FP_DEBUG_PPROF=true FP_GRPC_ADDR= FP_SOURCES_FILE="$work/workspaces.yaml" \
 		FP_KAFKA_PARTITIONS="$partitions" FP_CONSUMER_GROUP="$id-$name" FP_CLICKHOUSE_DATABASE="$db" \
 		FP_TOPIC_RAW="${prefix}cdp.events.raw" FP_TOPIC_VALID="${prefix}cdp.events.valid" FP_TOPIC_INVALID="${prefix}cdp.events.invalid" \

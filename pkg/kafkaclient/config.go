@@ -51,7 +51,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, service string) {
 	fs.BoolVar(&c.CreateTopics, "kafka.create-topics", true, "create missing topics at start")
 	fs.IntVar(&c.BatchSize, "kafka.batch-size", 1000, "producer: most messages in one batch per partition")
 	fs.IntVar(&c.BatchBytes, "kafka.batch-bytes", 1<<20, "producer: most bytes in one request (keep below the broker's message.max.bytes)")
-	fs.DurationVar(&c.BatchTimeout, "kafka.batch-timeout", 5*time.Millisecond, "producer: longest a message waits for its batch to fill (kafka-go's default of 1s would add a second to every synchronous write)")
+	fs.DurationVar(&c.BatchTimeout, "kafka.batch-timeout", time.Millisecond, "producer: longest a message waits for its batch to fill (kafka-go's default of 1s would add a second to every synchronous write; a stage hands over a whole batch at once, so waiting longer only adds latency)")
 	fs.StringVar(&c.Compression, "kafka.compression", "lz4", "producer compression: none, gzip, snappy, lz4 or zstd")
 	fs.DurationVar(&c.WriteTimeout, "kafka.write-timeout", 10*time.Second, "producer: how long one write may wait for the broker")
 	fs.DurationVar(&c.DialTimeout, "kafka.dial-timeout", 5*time.Second, "timeout to connect to a broker")
