@@ -127,26 +127,6 @@ func commandStats(tb testing.TB, rdb redis.UniversalClient) (cmds, scripts int64
 	return cmds, scripts
 }
 
-// dropWorkspace deletes every key of a workspace (the benchmark writes
-// about a hundred thousand).
-func dropWorkspace(tb testing.TB, rdb redis.UniversalClient, ws string) {
-	ctx := context.Background()
-	iter := rdb.Scan(ctx, 0, Prefix(ws)+"*", 5000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		if keys = append(keys, iter.Val()); len(keys) == 1000 {
-			rdb.Unlink(ctx, keys...)
-			keys = keys[:0]
-		}
-	}
-	if len(keys) > 0 {
-		rdb.Unlink(ctx, keys...)
-	}
-	if err := iter.Err(); err != nil {
-		tb.Logf("deleting the benchmark's keys: %v", err)
-	}
-}
-
 func benchEnv(name string, def int) int {
 	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
 		return n
@@ -163,12 +143,12 @@ func benchEnv(name string, def int) int {
 // pipeline, 500), FP_BENCH_PEOPLE (10000), FP_BENCH_WARMUP (batches, 40).
 func BenchmarkApplyBatch(b *testing.B) {
 	rdb := redisclient.New(testinfra.Redis(b))
-	b.Cleanup(func() { rdb.Close() }) // after dropWorkspace: cleanups run last first
+	b.Cleanup(func() { rdb.Close() }) // after DropRedisKeys: cleanups run last first
 	g := New(rdb, DefaultConfig())
 	ctx := context.Background()
 	size := benchEnv("FP_BENCH_BATCH", 500)
 	s := newShop(testinfra.Unique(b), benchEnv("FP_BENCH_PEOPLE", 10000), 1)
-	b.Cleanup(func() { dropWorkspace(b, rdb, s.ws) })
+	b.Cleanup(func() { testinfra.DropRedisKeys(b, rdb, Prefix(s.ws)+"*") })
 	for i := 0; i < benchEnv("FP_BENCH_WARMUP", 40); i++ {
 		if _, err := g.ApplyBatch(ctx, s.batch(size)); err != nil {
 			b.Fatal(err)

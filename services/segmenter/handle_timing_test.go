@@ -17,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -86,7 +85,7 @@ func BenchmarkHandle(b *testing.B) {
 	defer rdb.Close()
 	ctx := context.Background()
 	ws := testinfra.Unique(b)
-	defer dropWorkspace(b, rdb, ws) // before the client closes
+	defer testinfra.DropRedisKeys(b, rdb, identity.Prefix(ws)+"*") // before the client closes
 	doc := "workspaces:\n  - id: " + ws + "\n    sources: []\n    segments:\n" + indent(benchSegments(50), "      ")
 	reg, err := sources.Parse([]byte(doc))
 	if err != nil {
@@ -197,30 +196,5 @@ func BenchmarkHandle(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportMetric(m.GetHistogram().GetSampleSum()*1e9/float64(m.GetHistogram().GetSampleCount()*batch), step+"-ns/event")
-	}
-}
-
-// dropWorkspace deletes every Redis key of ws (the benchmark leaves
-// tens of thousands of profiles behind otherwise).
-func dropWorkspace(b *testing.B, rdb redis.UniversalClient, ws string) {
-	ctx := context.Background()
-	it := rdb.Scan(ctx, 0, "fp:{"+ws+"}:*", 1000).Iterator()
-	var keys []string
-	flush := func() {
-		if len(keys) > 0 {
-			if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
-				b.Errorf("dropping the benchmark's keys: %v", err)
-			}
-			keys = keys[:0]
-		}
-	}
-	for it.Next(ctx) {
-		if keys = append(keys, it.Val()); len(keys) == 1000 {
-			flush()
-		}
-	}
-	flush()
-	if err := it.Err(); err != nil {
-		b.Errorf("listing the benchmark's keys: %v", err)
 	}
 }
