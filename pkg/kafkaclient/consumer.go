@@ -36,7 +36,15 @@ type ConsumerConfig struct {
 
 func (c *ConsumerConfig) RegisterFlags(fs *flag.FlagSet, service string) {
 	fs.StringVar(&c.GroupID, "consumer.group", "firstparty-"+service, "Kafka consumer group; instances with the same group share the partitions")
-	fs.IntVar(&c.BatchSize, "consumer.batch-size", 500, "most messages processed as one batch")
+	// A batch costs a stage a few fixed round trips (its Redis or
+	// ClickHouse work, Kafka's ack, the offset commit), so a stage that
+	// falls behind catches up faster with larger ones; a batch still closes
+	// after -consumer.batch-wait, so at low rates latency is the same. On
+	// the 2-core box 2,000 instead of 500 took the segmenter's trigger p99
+	// at 3,000 events/s from 13–19 s to 2.3 s, and the validator and
+	// stitcher from 4,422 to 4,917 messages/s at 5,000 events/s (resolved
+	// p50 2.4 s → 0.57 s).
+	fs.IntVar(&c.BatchSize, "consumer.batch-size", 2000, "most messages processed as one batch")
 	fs.DurationVar(&c.BatchWait, "consumer.batch-wait", 20*time.Millisecond, "longest wait for a batch to fill once its first message arrived")
 	fs.IntVar(&c.FetchMinBytes, "consumer.fetch-min-bytes", 1, "bytes the broker waits for (up to -consumer.fetch-max-wait) before answering a fetch of a partition")
 	fs.DurationVar(&c.FetchMaxWait, "consumer.fetch-max-wait", 250*time.Millisecond, "longest the broker holds a fetch while it has less than -consumer.fetch-min-bytes")

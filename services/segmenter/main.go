@@ -50,12 +50,6 @@ type service struct {
 func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	s.kafka.RegisterFlags(fs, "segmenter")
 	s.consumer.RegisterFlags(fs, "segmenter")
-	// A batch costs the segmenter a few fixed round trips (identity reads,
-	// state load, the commit script, Kafka's ack, the offset commit); on the
-	// 2-core box batches of 2,000 instead of 500 took the trigger p99 at
-	// 3,000 events/s from 13–19 s (falling behind) to 2.3 s. A batch still
-	// closes after -consumer.batch-wait, so at low rates latency is the same.
-	config.SetDefault(fs, "consumer.batch-size", "2000")
 	s.topics.RegisterFlags(fs)
 	s.redis.RegisterFlags(fs)
 	fs.StringVar(&s.sourcesFile, "sources.file", "", "workspace configuration holding the segment definitions; empty: no segments")
