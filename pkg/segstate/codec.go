@@ -1,6 +1,7 @@
 package segstate
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,6 +120,33 @@ var errCorrupt = errors.New("corrupt segment entry")
 
 // decodeEntry reads an entry in either stored form (wire bytes, or the
 // JSON of earlier releases) into e.
+// entryVersion reads the version of an entry's wire form from its first
+// field (fields are written in number order and a zero is left out, so an
+// entry that starts with another field, or is empty, is of version 0).
+func entryVersion(b string) (uint32, bool) {
+	if len(b) > 0 && b[0] == '{' {
+		return 0, false // JSON: only a decode tells
+	}
+	if len(b) == 0 {
+		return 0, true
+	}
+	num, typ, n := protowire.ConsumeTag([]byte(b[:min(len(b), 2)]))
+	if n < 0 {
+		return 0, false
+	}
+	if num != fEntryVersion {
+		return 0, true
+	}
+	if typ != protowire.VarintType {
+		return 0, false
+	}
+	v, m := protowire.ConsumeVarint([]byte(b[n:min(len(b), n+binary.MaxVarintLen64)]))
+	if m < 0 || v > math.MaxUint32 {
+		return 0, false
+	}
+	return uint32(v), true
+}
+
 func decodeEntry(b []byte, e *Entry) error {
 	if len(b) > 0 && b[0] == '{' {
 		return json.Unmarshal(b, e)

@@ -25,19 +25,31 @@ for i, p in ipairs(profiles) do
   if v ~= p.expect then return 0 end
 end
 
+-- Lua unpacks at most about 8,000 values at once: longer ranges go in
+-- chunks of CHUNK (even, so no field is parted from its value).
+local CHUNK = 4000
+local function each(cmd, key, from, to)
+  while from <= to do
+    local last = math.min(from + CHUNK - 1, to)
+    redis.call(cmd, key, unpack(ARGV, from, last))
+    from = last + 1
+  end
+end
+
 for i, p in ipairs(profiles) do
   local state, pending = KEYS[2 * i], KEYS[2 * i + 1]
   if p.wipe then
     redis.call('DEL', state)
   elseif p.ndel > 0 then
-    redis.call('HDEL', state, unpack(ARGV, p.del, p.del + p.ndel - 1))
+    each('HDEL', state, p.del, p.del + p.ndel - 1)
   end
-  if p.nset > 0 then
+  if p.nset > 0 and 2 * p.nset <= CHUNK then
     redis.call('HSET', state, 'v', p.expect + 1, unpack(ARGV, p.set, p.set + 2 * p.nset - 1))
   else
     redis.call('HSET', state, 'v', p.expect + 1)
+    each('HSET', state, p.set, p.set + 2 * p.nset - 1)
   end
-  if p.npend > 0 then redis.call('HSET', pending, unpack(ARGV, p.pend, p.pend + 2 * p.npend - 1)) end
+  each('HSET', pending, p.pend, p.pend + 2 * p.npend - 1)
   if p.timer > 0 then
     redis.call('ZADD', KEYS[1], p.timer, p.pid)
   else

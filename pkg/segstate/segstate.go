@@ -101,6 +101,24 @@ func (p *Profile) Get(id string) *Entry {
 	return e
 }
 
+// EntryVersion reports the segment version a profile's entry was made by,
+// reading no more of a stored entry than its first field; ok is false
+// when there is no entry or its version cannot be told without decoding
+// (an entry stored as JSON, a corrupt one).
+func (p *Profile) EntryVersion(id string) (version uint32, ok bool) {
+	if e, ok := p.Entries[id]; ok {
+		if e == nil {
+			return 0, false
+		}
+		return e.Version, true
+	}
+	r, ok := p.raw[id]
+	if !ok {
+		return 0, false
+	}
+	return entryVersion(r)
+}
+
 // Has reports whether the profile has an entry for the segment, without
 // decoding it.
 func (p *Profile) Has(id string) bool {

@@ -156,3 +156,51 @@ func TestBackfillLease(t *testing.T) {
 		t.Fatal("the lease was not released when done")
 	}
 }
+
+// A write larger than Lua unpacks at once (about 8,000 values) still goes
+// through whole: a workspace of thousands of segments, or thousands of one
+// profile's inputs in one batch, must not stall its partition.
+func TestCommitOfManyFields(t *testing.T) {
+	s, _, ws := newStore(t)
+	ctx := context.Background()
+	const n = 6000
+	entries, due := map[string]*Entry{}, map[string]int64{}
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("seg%05d", i)
+		entries[id] = &Entry{Version: 3, In: true, Since: 5, State: &segments.State{Watermark: 1}}
+		due[id] = 1_800_000_000_000
+	}
+	pending := map[string][]*segmentv1.Membership{}
+	for i := 0; i < n; i++ {
+		pending[fmt.Sprintf("t/0/%d", i)] = []*segmentv1.Membership{{MembershipId: fmt.Sprint(i)}}
+	}
+	if err := s.Commit(ctx, ws, Write{ProfileID: "p", Entries: entries, Due: due, Pending: pending, Watermarks: map[string]int64{"t/0": n}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load(ctx, ws, []string{"p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := got["p"]
+	if p.Version != 1 || len(p.IDs()) != n || p.Due["seg05999"] != 1_800_000_000_000 {
+		t.Fatalf("version %d, %d entries, due %d; want 1, %d, set", p.Version, len(p.IDs()), p.Due["seg05999"], n)
+	}
+	if v, ok := p.EntryVersion("seg00042"); !ok || v != 3 {
+		t.Errorf("EntryVersion = %d, %v; want 3 without decoding", v, ok)
+	}
+	ms, err := s.Pending(ctx, ws, "p", []string{"t/0/0", "t/0/5999"})
+	if err != nil || len(ms) != 2 {
+		t.Fatalf("pending: %d, %v; want both", len(ms), err)
+	}
+	// And forgetting them all again.
+	var del []string
+	for id := range entries {
+		del = append(del, id)
+	}
+	if err := s.Commit(ctx, ws, Write{ProfileID: "p", ExpectVersion: 1, Delete: del}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.Load(ctx, ws, []string{"p"}); len(got["p"].IDs()) != 0 {
+		t.Errorf("%d entries left after deleting all", len(got["p"].IDs()))
+	}
+}

@@ -145,14 +145,19 @@ func (ev *evaluator) apply(p *segstate.Profile, prof segments.Profile, in input,
 			reads = seg.ReadsSeen() || !in.profileUnchanged && seg.ReadsProfile()
 			if !affected && !reads {
 				if p.Has(seg.ID) {
-					continue
-				}
-				// No entry, and the event moves nothing of this segment:
-				// a fresh entry would stay empty (Seed fills only
-				// aggregates over any event, which every event affects)
-				// and answer WhenEmpty. When that is "not a member", there
-				// is nothing to decide or keep.
-				if v, ok := seg.WhenEmpty(); ok && !v {
+					if v, ok := p.EntryVersion(seg.ID); ok && v == seg.Version {
+						continue
+					}
+					// Made by another version of the segment (or not
+					// readable without decoding): decided anew below,
+					// so an edited segment reaches its members at their
+					// next event rather than only through its backfill.
+				} else if v, ok := seg.WhenEmpty(); ok && !v {
+					// No entry, and the event moves nothing of this
+					// segment: a fresh entry would stay empty (Seed fills
+					// only aggregates over any event, which every event
+					// affects) and answer WhenEmpty. When that is "not a
+					// member", there is nothing to decide or keep.
 					continue
 				}
 			}

@@ -189,3 +189,31 @@ func TestApplySkipsUntouchedSegments(t *testing.T) {
 		t.Errorf("transitions = %+v, want newcomers entered", trs)
 	}
 }
+
+// An entry made by an earlier version of a segment is decided anew at the
+// profile's next event, even one that moves nothing of the segment and
+// changed nothing of the profile: an edited audience loses (and gains) its
+// members without waiting for its backfill.
+func TestApplyRedecidesOtherVersions(t *testing.T) {
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	prof := segments.Profile{ID: "p", Traits: map[string]json.RawMessage{"plan": json.RawMessage(`"enterprise"`)}}
+	v1 := mustCompile(t, `{id: paid, version: 1, name: P, condition: 'traits.plan in ["pro", "enterprise"]'}`)
+	v2 := mustCompile(t, `{id: paid, version: 2, name: P, condition: 'traits.plan == "pro"'}`)
+	p := segstate.NewProfile("p")
+	ev := &evaluator{segs: v1}
+	ev.reset()
+	if trs := ev.apply(p, prof, input{kind: inEvent, causeID: "a", at: now, event: segments.Event{Type: "page", Time: now}}, now); len(trs) != 1 || !trs[0].enter {
+		t.Fatalf("under v1: %+v, want an enter", trs)
+	}
+	view := input{kind: inEvent, causeID: "b", at: now, profileUnchanged: true, event: segments.Event{Type: "page", Time: now}}
+	ev = &evaluator{segs: v1}
+	ev.reset()
+	if trs := ev.apply(p, prof, view, now); len(trs) != 0 || ev.evaluations != 0 {
+		t.Fatalf("same version, nothing moved: %+v after %d evaluations, want none", trs, ev.evaluations)
+	}
+	ev = &evaluator{segs: v2}
+	ev.reset()
+	if trs := ev.apply(p, prof, view, now); len(trs) != 1 || trs[0].enter || trs[0].version != 2 {
+		t.Fatalf("under v2: %+v, want an exit of version 2", trs)
+	}
+}
