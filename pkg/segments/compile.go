@@ -126,6 +126,10 @@ func (s *Segment) WhenEmpty() (value, ok bool) {
 	return s.emptyValue, s.emptyOK
 }
 
+// ReadsNow reports whether the condition reads `now` directly: its answer
+// can change with no input at all (NextDeadline asks for a recheck).
+func (s *Segment) ReadsNow() bool { return s.readsNow }
+
 // ReadsSeen reports whether the condition reads first_seen or last_seen,
 // which every event of the profile moves: such a segment is re-evaluated
 // on every event, the others only when an event changes one of their

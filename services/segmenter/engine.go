@@ -142,7 +142,10 @@ func (ev *evaluator) apply(p *segstate.Profile, prof segments.Profile, in input,
 		switch in.kind {
 		case inEvent:
 			affected = seg.Affected(in.event)
-			reads = seg.ReadsSeen() || !in.profileUnchanged && seg.ReadsProfile()
+			// A condition over the profile and now (a trial that ends at
+			// a trait's date) is also looked at again at every event, as
+			// well as at its recheck timer.
+			reads = seg.ReadsSeen() || seg.ReadsProfile() && (!in.profileUnchanged || seg.ReadsNow())
 			if !affected && !reads {
 				if p.Has(seg.ID) {
 					if v, ok := p.EntryVersion(seg.ID); ok && v == seg.Version {

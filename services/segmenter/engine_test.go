@@ -217,3 +217,24 @@ func TestApplyRedecidesOtherVersions(t *testing.T) {
 		t.Fatalf("under v2: %+v, want an exit of version 2", trs)
 	}
 }
+
+// A condition over traits and now is looked at again at every event, not
+// only at its recheck timer: the trial ends at the first event after its
+// date, though the event changed nothing of the profile.
+func TestApplyProfileAndNow(t *testing.T) {
+	segs := mustCompile(t, `{id: expired, version: 1, name: E, condition: 'has(traits.trial_end) && timestamp(string(traits.trial_end)) < now'}`)
+	day := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	prof := segments.Profile{ID: "p", Traits: map[string]json.RawMessage{"trial_end": json.RawMessage(`"2026-11-02T00:00:00Z"`)}}
+	p := segstate.NewProfile("p")
+	ev := &evaluator{segs: segs}
+	for i, tc := range []struct {
+		at   time.Time
+		want int
+	}{{day, 0}, {day.Add(24 * time.Hour), 1}} {
+		ev.reset()
+		in := input{kind: inEvent, causeID: fmt.Sprint(i), at: tc.at, profileUnchanged: i > 0, event: segments.Event{Type: "page", Time: tc.at}}
+		if trs := ev.apply(p, prof, in, tc.at); len(trs) != tc.want {
+			t.Fatalf("event %d: %+v, want %d transitions", i, trs, tc.want)
+		}
+	}
+}
