@@ -195,7 +195,10 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 	acks := map[string]map[string][]string{}
 	for _, g := range groups {
 		h.record(g)
-		outs = append(outs, g.outs...)
+		// Transitions of redelivered inputs that Kafka never acknowledged
+		// go first: those inputs came before this batch's new ones, and a
+		// profile's transitions must reach consumers in the order they
+		// happened.
 		if len(g.dups) > 0 {
 			again, err := h.store.Pending(ctx, g.ws, g.pid, g.dups)
 			if err != nil {
@@ -205,6 +208,7 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 				outs = append(outs, h.output(m, g.items[0].msg))
 			}
 		}
+		outs = append(outs, g.outs...)
 		if f := append(g.pending, g.dups...); len(f) > 0 {
 			if acks[g.ws] == nil {
 				acks[g.ws] = map[string][]string{}
