@@ -118,8 +118,6 @@ func appendVarint(b []byte, num protowire.Number, v uint64) []byte {
 
 var errCorrupt = errors.New("corrupt segment entry")
 
-// decodeEntry reads an entry in either stored form (wire bytes, or the
-// JSON of earlier releases) into e.
 // entryVersion reads the version of an entry's wire form from its first
 // field (fields are written in number order and a zero is left out, so an
 // entry that starts with another field, or is empty, is of version 0).
@@ -147,6 +145,8 @@ func entryVersion(b string) (uint32, bool) {
 	return uint32(v), true
 }
 
+// decodeEntry reads an entry in either stored form (wire bytes, or the
+// JSON of earlier releases) into e.
 func decodeEntry(b []byte, e *Entry) error {
 	if len(b) > 0 && b[0] == '{' {
 		return json.Unmarshal(b, e)

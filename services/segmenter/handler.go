@@ -45,7 +45,7 @@ type handler struct {
 	graph  *identity.Graph
 	store  *segstate.Store
 	// shards is how many parts of a batch are computed and written at
-	// once (-handle.shards).
+	// once (-handle.concurrency).
 	shards  int
 	now     func() time.Time
 	log     *slog.Logger
