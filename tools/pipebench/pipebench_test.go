@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/firstparty/firstparty/tools/clickstream"
 )
@@ -92,5 +93,37 @@ func TestParseStat(t *testing.T) {
 	}
 	if s, err := cpuSeconds(os.Getpid()); err != nil || s < 0 {
 		t.Errorf("cpuSeconds(self) = %v, %v", s, err)
+	}
+}
+
+// TestTimelineKeepsEachSecondsSlowest: a probe's latency lands in the
+// second of the step it was sent in, each second keeps its slowest, and a
+// redelivered copy counts once.
+func TestTimelineKeepsEachSecondsSlowest(t *testing.T) {
+	b := &bench{probes: map[string]*probe{}}
+	s := newStep(100)
+	b.steps = []*Step{s}
+	sentAt := func(id string, d time.Duration) { b.probes[id] = &probe{step: 0, sent: s.start.Add(d)} }
+	sentAt("a", 100*time.Millisecond)
+	sentAt("b", 900*time.Millisecond)
+	sentAt("c", 2500*time.Millisecond)
+	b.record("a", triggerKind, s.start.Add(300*time.Millisecond))  // 200 ms, second 0
+	b.record("b", triggerKind, s.start.Add(1000*time.Millisecond)) // 100 ms, second 0
+	b.record("c", triggerKind, s.start.Add(3500*time.Millisecond)) // 1 s, second 2
+	b.record("c", triggerKind, s.start.Add(9*time.Second))         // redelivered: ignored
+	b.record("c", resolvedKind, s.start.Add(2600*time.Millisecond))
+	b.record("unknown", triggerKind, s.start)
+	got := s.timeline()
+	want := []Second{{At: 0, TriggerMax: 200}, {At: 1}, {At: 2, TriggerMax: 1000, ResolvedMax: 100}}
+	if len(got) != len(want) {
+		t.Fatalf("timeline %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("second %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if n := s.hists[triggerKind].TotalCount(); n != 3 {
+		t.Errorf("trigger histogram holds %d values, want 3", n)
 	}
 }

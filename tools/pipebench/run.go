@@ -66,9 +66,57 @@ type Step struct {
 	NewProfileShare float64 `json:"new_profile_share"`
 	ElapsedSeconds  float64 `json:"elapsed_s"`
 	FirstError      string  `json:"first_error,omitempty"`
-	histResolved    *hdrhistogram.Histogram
-	histTrigger     *hdrhistogram.Histogram
-	histRow         *hdrhistogram.Histogram
+	// Timeline is, per second of the step, the slowest probe sent in it:
+	// whether a p99 comes from a few stalls (a merge, a GC, a rebalance)
+	// or from a queue that grows.
+	Timeline []Second `json:"timeline,omitempty"`
+	start    time.Time
+	hists    [kinds]*hdrhistogram.Histogram
+	worst    [kinds][]float64 // ms, by second of the step
+}
+
+// Second is the slowest probe of each kind sent in one second of a step
+// (ms; 0 when none arrived).
+type Second struct {
+	At          int     `json:"s"`
+	ResolvedMax float64 `json:"resolved_max_ms"`
+	TriggerMax  float64 `json:"trigger_max_ms"`
+	RowMax      float64 `json:"row_max_ms,omitempty"`
+}
+
+// What a probe's arrival is: resolved, its transition, its ClickHouse row.
+const (
+	resolvedKind = iota
+	triggerKind
+	rowKind
+	kinds
+)
+
+func newStep(rate int) *Step {
+	s := &Step{TargetRate: rate, start: time.Now()}
+	for k := range s.hists {
+		s.hists[k] = hdrhistogram.New(histMin, histMax, 3)
+	}
+	return s
+}
+
+// timeline turns the per-second worst cases into Seconds.
+func (s *Step) timeline() []Second {
+	n := 0
+	for _, w := range s.worst {
+		n = max(n, len(w))
+	}
+	out := make([]Second, n)
+	at := func(k, i int) float64 {
+		if i < len(s.worst[k]) {
+			return s.worst[k][i]
+		}
+		return 0
+	}
+	for i := range out {
+		out[i] = Second{At: i, ResolvedMax: at(resolvedKind, i), TriggerMax: at(triggerKind, i), RowMax: at(rowKind, i)}
+	}
+	return out
 }
 
 // Latency in milliseconds; Missing counts probes that never arrived
@@ -99,9 +147,9 @@ func summarize(h *hdrhistogram.Histogram, sent int64) Latency {
 
 // probe is one probe event in flight.
 type probe struct {
-	step                        int // -1: warm-up, not counted
-	sent                        time.Time
-	resolved, triggered, loaded bool
+	step    int // -1: warm-up, not counted
+	sent    time.Time
+	arrived [kinds]bool // by kind: resolved, triggered, loaded
 }
 
 type bench struct {
@@ -121,14 +169,14 @@ type bench struct {
 	gens []*clickstream.Clickstream
 }
 
-func (b *bench) record(id string, what func(*probe) *bool, hist func(*Step) *hdrhistogram.Histogram, at time.Time) {
+func (b *bench) record(id string, kind int, at time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	p := b.probes[id]
 	if p == nil {
 		return
 	}
-	flag := what(p)
+	flag := &p.arrived[kind]
 	if *flag {
 		return // a redelivered copy
 	}
@@ -139,7 +187,12 @@ func (b *bench) record(id string, what func(*probe) *bool, hist func(*Step) *hdr
 	s := b.steps[p.step]
 	us := at.Sub(p.sent).Microseconds()
 	us = max(histMin, min(us, histMax))
-	_ = hist(s).RecordValue(us)
+	_ = s.hists[kind].RecordValue(us)
+	sec := max(0, int(p.sent.Sub(s.start)/time.Second))
+	for len(s.worst[kind]) <= sec {
+		s.worst[kind] = append(s.worst[kind], 0)
+	}
+	s.worst[kind][sec] = max(s.worst[kind][sec], float64(us)/1000)
 }
 
 func run(ctx context.Context, cfg Config) (*Result, error) {
@@ -178,12 +231,12 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 		say(cfg, "warm-up probes still outstanding after 20 s: the pipeline is slow to start")
 	}
 	for i, rate := range cfg.Rates {
-		s := &Step{TargetRate: rate, histResolved: hdrhistogram.New(histMin, histMax, 3), histTrigger: hdrhistogram.New(histMin, histMax, 3), histRow: hdrhistogram.New(histMin, histMax, 3)}
+		s := newStep(rate)
 		b.mu.Lock()
 		b.steps = append(b.steps, s)
 		b.mu.Unlock()
 		before, cpuBefore := scrapeAll(ctx, cfg.Metrics), cpuTimes(cfg.CPU)
-		start := time.Now()
+		start := s.start
 		sent, failed, probes, firstErr := b.drive(ctx, i, rate, cfg.Duration)
 		elapsed := time.Since(start)
 		s.EventsSent, s.FailedEvents, s.Probes, s.FirstError = sent, failed, probes, firstErr
@@ -215,11 +268,12 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 			s.TransitionsPerS = (seg.transitions - before["segmenter"].transitions) / window
 		}
 		b.mu.Lock() // late copies may still be recording
-		s.Resolved = summarize(s.histResolved, probes)
-		s.Trigger = summarize(s.histTrigger, probes)
+		s.Resolved = summarize(s.hists[resolvedKind], probes)
+		s.Trigger = summarize(s.hists[triggerKind], probes)
 		if cfg.ClickHouse != "" {
-			s.Row = summarize(s.histRow, probes)
+			s.Row = summarize(s.hists[rowKind], probes)
 		}
+		s.Timeline = s.timeline()
 		b.mu.Unlock()
 		res.Steps = append(res.Steps, *s)
 		say(cfg, "%d events/s: achieved %.0f/s; resolved p50 %.0f ms p99 %.0f ms; trigger p50 %.0f ms p99 %.0f ms (%d missing); %.0f evaluations/s",
@@ -245,7 +299,7 @@ func (b *bench) waitOutstanding(ctx context.Context, step int, d time.Duration) 
 		n := 0
 		b.mu.Lock()
 		for _, p := range b.probes {
-			if p.step == step && (!p.resolved || !p.triggered || (b.cfg.ClickHouse != "" && !p.loaded)) {
+			if p.step == step && (!p.arrived[resolvedKind] || !p.arrived[triggerKind] || (b.cfg.ClickHouse != "" && !p.arrived[rowKind])) {
 				n++
 			}
 		}
@@ -405,7 +459,7 @@ func (b *bench) watchResolved(ctx context.Context, brokers []string) {
 		}
 		env := &eventv1.Envelope{}
 		if proto.Unmarshal(m.Value, env) == nil {
-			b.record(env.MessageId, func(p *probe) *bool { return &p.resolved }, func(s *Step) *hdrhistogram.Histogram { return s.histResolved }, at)
+			b.record(env.MessageId, resolvedKind, at)
 		}
 	}
 }
@@ -424,7 +478,7 @@ func (b *bench) watchMemberships(ctx context.Context, brokers []string) {
 			continue
 		}
 		_, id, _ := strings.Cut(ms.CauseId, "/")
-		b.record(id, func(p *probe) *bool { return &p.triggered }, func(s *Step) *hdrhistogram.Histogram { return s.histTrigger }, at)
+		b.record(id, triggerKind, at)
 	}
 }
 
@@ -447,7 +501,7 @@ func (b *bench) watchRows(ctx context.Context) {
 		var out []pending
 		b.mu.Lock()
 		for id, p := range b.probes {
-			if !p.loaded {
+			if !p.arrived[rowKind] {
 				out = append(out, pending{id, p.sent})
 			}
 		}
@@ -460,7 +514,9 @@ func (b *bench) watchRows(ctx context.Context) {
 			out = out[:300]
 		}
 		var q strings.Builder
-		fmt.Fprintf(&q, "SELECT message_id FROM %s.events WHERE message_id IN (", b.cfg.Database)
+		fmt.Fprintf(&q, "SELECT message_id FROM %s.events WHERE ", b.cfg.Database)
+		q.WriteString(probeRange(out[0].sent))
+		q.WriteString(" AND message_id IN (")
 		for i, p := range out {
 			if i > 0 {
 				q.WriteByte(',')
@@ -475,10 +531,22 @@ func (b *bench) watchRows(ctx context.Context) {
 		at := time.Now()
 		sc := bufio.NewScanner(resp.Body)
 		for sc.Scan() {
-			b.record(sc.Text(), func(p *probe) *bool { return &p.loaded }, func(s *Step) *hdrhistogram.Histogram { return s.histRow }, at)
+			b.record(sc.Text(), rowKind, at)
 		}
 		resp.Body.Close()
 	}
+}
+
+// probeRange is the part of the events table that can hold the probes
+// sent since oldest, in terms of its sorting key (workspace_id,
+// toDate(timestamp), event, ...): the probes' event name and a time
+// floor. Without it each poll read every message id loaded so far, and
+// ClickHouse spent a growing share of the box's CPU on the benchmark's
+// own queries (millions of rows into the last step of `make bench`). The
+// floor leaves ten minutes for the collector's clock-skew correction.
+func probeRange(oldest time.Time) string {
+	floor := oldest.Add(-10 * time.Minute).UTC().Format("2006-01-02 15:04:05")
+	return fmt.Sprintf("event = '%s' AND timestamp >= toDateTime('%s', 'UTC')", ToggleEvent, floor)
 }
 
 // counters are what a service's /metrics says it has done so far.
