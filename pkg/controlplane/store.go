@@ -56,6 +56,9 @@ func (s *Store) Put(ctx context.Context, w sources.Workspace, expected int64, by
 	s.Reader.mu.Lock()
 	err := s.state.Expect(w.ID, expected)
 	if err == nil {
+		err = s.checkVersions(w)
+	}
+	if err == nil {
 		err = s.state.Check([]sources.Workspace{w})
 	}
 	s.Reader.mu.Unlock()
@@ -82,6 +85,16 @@ func (s *Store) Put(ctx context.Context, w sources.Workspace, expected int64, by
 	default:
 		return Document{}, out.Err
 	}
+}
+
+// checkVersions is CheckSegmentVersions against the workspace's latest
+// accepted document; the caller holds the reader's lock.
+func (s *Store) checkVersions(w sources.Workspace) error {
+	var old *sources.Workspace
+	if cur, ok := s.state.Latest(w.ID); ok {
+		old = &cur.Workspace
+	}
+	return CheckSegmentVersions(old, w)
 }
 
 // Update reads a workspace, changes it with fn and writes it, reading
@@ -225,6 +238,9 @@ func (s *Store) Apply(ctx context.Context, c sources.Config, may func(ws string,
 		var old *sources.Workspace
 		if exists {
 			old = &cur.Workspace
+		}
+		if err := CheckSegmentVersions(old, w); err != nil {
+			return rep, err
 		}
 		ch := Diff(old, w)
 		rep.Changes = append(rep.Changes, ch)

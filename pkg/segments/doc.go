@@ -24,7 +24,7 @@
 // # The language
 //
 //	id: abandoned-cart            # [a-z0-9_-]{1,64}
-//	version: 1                    # 1 or more
+//	version: 1                    # 1 or more; raise it with every change
 //	name: Abandoned cart
 //	condition: 'abandoned && traits.plan == "pro"'   # CEL, must be a bool
 //	recheck: 1h                   # only when the condition reads `now` (default 1h)

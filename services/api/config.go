@@ -459,10 +459,21 @@ func (c *configAPI) PutSegment(ctx context.Context, req *apiv1.PutSegmentRequest
 	if def.ID != id {
 		return nil, invalid(fmt.Sprintf("the definition's id %q is not the segment of the path %q", def.ID, id), withField(base+".id"))
 	}
-	if _, err := segments.CompileDefinition(def); err != nil {
+	// No version: the next one when the definition changed (so members
+	// are decided anew and the segment is backfilled), the current one
+	// when it did not. Checked here with a stand-in version.
+	auto := def.Version == 0
+	check := def
+	if auto {
+		check.Version = 1
+	}
+	if _, err := segments.CompileDefinition(check); err != nil {
 		return nil, invalid(err.Error(), withField(controlplane.SegmentField(id, err)))
 	}
 	return c.updateDoc(ctx, key, req.WorkspaceId, "segment "+id+" set", func(wsp *sources.Workspace) error {
+		if auto {
+			def.Version = controlplane.NextSegmentVersion(wsp, def)
+		}
 		wsp.Segments = upsertByID(wsp.Segments, def, segmentID)
 		return nil
 	})
@@ -606,6 +617,7 @@ func (c *configAPI) storeError(key access.Key, err error) error {
 		inv *controlplane.InvalidError
 		ce  *controlplane.ConflictError
 		tl  *controlplane.TooLargeError
+		ve  *controlplane.VersionError
 		br  *badRequest
 		nf  *notFound
 		cf  *conflict
@@ -613,6 +625,8 @@ func (c *configAPI) storeError(key access.Key, err error) error {
 	switch {
 	case errors.As(err, &rf):
 		return rpcError(codes.PermissionDenied, rf.Msg, withField(rf.Field))
+	case errors.As(err, &ve):
+		return invalid(ve.Msg, withField(ve.Field))
 	case errors.As(err, &inv) && !key.Operator():
 		return invalid("the configuration does not build: " + sources.PublicMessage(inv, key.Workspace))
 	case errors.As(err, &inv):

@@ -348,7 +348,14 @@ func TestConfigApply(t *testing.T) {
 	if code, body = ccall(t, srv, "POST", "/v1/config:apply", opKey, file); code != 200 || lookup(store, "fpw_apply_test_key_00001") != ws {
 		t.Fatalf("apply: %d %s", code, body)
 	}
-	changed := strings.Replace(file, "condition: 'true'", "condition: 'false'", 1)
+	// A changed segment needs a new version, or its members would be
+	// neither decided anew nor backfilled.
+	sameVersion := strings.Replace(file, "condition: 'true'", "condition: 'false'", 1)
+	code, body = ccall(t, srv, "POST", "/v1/config:apply?dry_run=true", opKey, sameVersion)
+	if code != 400 || !strings.Contains(body, `"field":"segments[vip].version"`) || !strings.Contains(body, "give it version 2") {
+		t.Fatalf("dry run changing a segment under its version: %d %s", code, body)
+	}
+	changed := strings.Replace(file, "{id: vip, version: 1, name: VIP, condition: 'true'}", "{id: vip, version: 2, name: VIP, condition: 'false'}", 1)
 	code, body = ccall(t, srv, "POST", "/v1/config:apply?dry_run=true", wsKey, changed)
 	rep := jsonOf(t, body)
 	if code != 200 || !strings.Contains(body, `"changes":["segments[vip]: changed"]`) || len(rep["skipped"].([]any)) != 1 || !strings.Contains(body, "belongs to workspace") {
@@ -604,6 +611,26 @@ func TestConfigGRPC(t *testing.T) {
 	_, err = cl.PutSegment(own, &apiv1.PutSegmentRequest{WorkspaceId: ws, SegmentId: "buyers", Segment: bad})
 	if e := errorOf(err); status.Code(err) != codes.InvalidArgument || e.GetField() != "segments[buyers].condition" {
 		t.Fatalf("PutSegment with a bad condition: %v (%v)", err, e)
+	}
+	// A changed condition under the same version would be neither decided
+	// anew nor backfilled: refused. Without a version it gets the next.
+	edited := proto.Clone(seg).(*apiv1.Segment)
+	edited.Condition = "orders > 1"
+	_, err = cl.PutSegment(own, &apiv1.PutSegmentRequest{WorkspaceId: ws, SegmentId: "buyers", Segment: edited})
+	if e := errorOf(err); status.Code(err) != codes.InvalidArgument || e.GetField() != "segments[buyers].version" || !strings.Contains(e.GetError(), "give it version 2") {
+		t.Fatalf("PutSegment changing the condition under version 1: %v (%v)", err, e)
+	}
+	edited.Version = 0
+	if doc, err = cl.PutSegment(own, &apiv1.PutSegmentRequest{WorkspaceId: ws, SegmentId: "buyers", Segment: edited}); err != nil || doc.Segments[0].Version != 2 || doc.Segments[0].Condition != "orders > 1" {
+		t.Fatalf("PutSegment without a version, changed: %v, %v", doc, err)
+	}
+	if doc, err = cl.PutSegment(own, &apiv1.PutSegmentRequest{WorkspaceId: ws, SegmentId: "buyers", Segment: edited}); err != nil || doc.Segments[0].Version != 2 {
+		t.Fatalf("PutSegment without a version, unchanged: %v, %v", doc, err)
+	}
+	edited.Version = 1
+	_, err = cl.PutSegment(own, &apiv1.PutSegmentRequest{WorkspaceId: ws, SegmentId: "buyers", Segment: edited})
+	if e := errorOf(err); status.Code(err) != codes.InvalidArgument || !strings.Contains(e.GetError(), "may only go up") {
+		t.Fatalf("PutSegment lowering the version: %v (%v)", err, e)
 	}
 	dest := &apiv1.Destination{Url: "https://crm.example/h", SecretEnv: "FP_TEST_GRPC_CRM_SECRET", Segments: []string{"buyers"}, Timeout: "5s"}
 	_, err = cl.PutDestination(own, &apiv1.PutDestinationRequest{WorkspaceId: ws, DestinationId: "crm", Destination: dest})

@@ -96,7 +96,11 @@ type ConfigServiceClient interface {
 	// (pkg/consent). Scope config:write.
 	PutConsentPolicy(ctx context.Context, in *PutConsentPolicyRequest, opts ...grpc.CallOption) (*Document, error)
 	// PutSegment creates or replaces a segment (pkg/segments), compiled and
-	// validated on save. Scope segments:write.
+	// validated on save. A changed definition needs a higher version (its
+	// members are then decided anew and it is backfilled); without a version
+	// it gets the next one when it changed and keeps its own when it did
+	// not. INVALID_ARGUMENT on segments[id].version for a change under the
+	// same version or a lower one. Scope segments:write.
 	PutSegment(ctx context.Context, in *PutSegmentRequest, opts ...grpc.CallOption) (*Document, error)
 	// DeleteSegment removes a segment; INVALID_ARGUMENT while a destination
 	// still names it. Scope segments:write.
@@ -352,7 +356,11 @@ type ConfigServiceServer interface {
 	// (pkg/consent). Scope config:write.
 	PutConsentPolicy(context.Context, *PutConsentPolicyRequest) (*Document, error)
 	// PutSegment creates or replaces a segment (pkg/segments), compiled and
-	// validated on save. Scope segments:write.
+	// validated on save. A changed definition needs a higher version (its
+	// members are then decided anew and it is backfilled); without a version
+	// it gets the next one when it changed and keeps its own when it did
+	// not. INVALID_ARGUMENT on segments[id].version for a change under the
+	// same version or a lower one. Scope segments:write.
 	PutSegment(context.Context, *PutSegmentRequest) (*Document, error)
 	// DeleteSegment removes a segment; INVALID_ARGUMENT while a destination
 	// still names it. Scope segments:write.
