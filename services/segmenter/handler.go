@@ -46,8 +46,12 @@ type handler struct {
 	store  *segstate.Store
 	// shards is how many parts of a batch are computed and written at
 	// once (-handle.concurrency).
-	shards  int
-	now     func() time.Time
+	shards int
+	// configWait bounds how long a backfill tick waits for this
+	// instance's configuration to have its segment version
+	// (-backfill.config-wait).
+	configWait time.Duration
+	now        func() time.Time
 	log     *slog.Logger
 	metrics *metrics
 }
@@ -60,6 +64,7 @@ type metrics struct {
 	conflicts   prometheus.Counter
 	timers      prometheus.Counter
 	backfill    *prometheus.CounterVec
+	staleTicks  prometheus.Counter
 	// steps times the parts of handling a batch: profiles (reading the
 	// identity graph), state (loading segment state), evaluate (folding
 	// and evaluating, no I/O), write (the version-checked state writes).
@@ -89,13 +94,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		backfill: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "firstparty_segmenter_backfill_ticks_total", Help: "Backfill ticks sent, by workspace.",
 		}, []string{"workspace"}),
+		staleTicks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "firstparty_segmenter_backfill_ticks_stale_total",
+			Help: "Backfill ticks handled without the segment version they were sent for, after -backfill.config-wait (the segment was deleted or replaced meanwhile, or this instance's configuration is stuck).",
+		}),
 		steps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "firstparty_segmenter_handle_step_seconds", Help: "Time of each step of handling a batch: profiles (identity graph read), state (segment state read), evaluate (no I/O), write (state writes).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"step"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.inputs, m.transitions, m.evaluations, m.evalErrors, m.conflicts, m.timers, m.backfill, m.steps)
+		reg.MustRegister(m.inputs, m.transitions, m.evaluations, m.evalErrors, m.conflicts, m.timers, m.backfill, m.staleTicks, m.steps)
 	}
 	return m
 }
@@ -115,6 +124,10 @@ type item struct {
 	ws  string
 	pid string // as the message names it
 	in  input
+	// needs is the segment version a backfill tick was sent for: the
+	// configuration must have it (or a later one) before the tick is
+	// handled, or the tick would be spent on the version before.
+	needs *segmentv1.Tick
 }
 
 // group is one profile's inputs in this batch.
@@ -151,6 +164,9 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 			continue
 		}
 		items = append(items, it)
+	}
+	if err := h.awaitConfig(ctx, items); err != nil {
+		return stage.Result{}, err
 	}
 	t := time.Now()
 	groups, err := h.group(ctx, items)
@@ -260,6 +276,53 @@ func (h *handler) commitShard(ctx context.Context, gs []*group, now time.Time) e
 	return nil
 }
 
+// awaitConfig holds the batch until this instance's configuration has
+// the segment version of each backfill tick in it. The instance that sent
+// a backfill saw a configuration this one may not have read yet; handled
+// under the version before, the tick would be spent and the new version
+// never filled for profiles without events. Configuration usually
+// arrives within a second; after h.configWait (a segment deleted or
+// replaced meanwhile) the tick is handled under what is there, as a
+// warning.
+func (h *handler) awaitConfig(ctx context.Context, items []*item) error {
+	var deadline time.Time
+	for _, it := range items {
+		if it.needs == nil {
+			continue
+		}
+		for !hasVersion(h.reg().Segments(it.ws), it.needs.SegmentId, it.needs.SegmentVersion) {
+			if deadline.IsZero() {
+				deadline = time.Now().Add(h.configWait)
+			}
+			if !time.Now().Before(deadline) {
+				h.log.Warn("backfill tick for a segment version this instance's configuration does not have; handled under the configuration in force",
+					"workspace", it.ws, "segment", it.needs.SegmentId, "version", it.needs.SegmentVersion, "waited", h.configWait)
+				h.metrics.staleTicks.Inc()
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(configPoll):
+			}
+		}
+	}
+	return nil
+}
+
+// configPoll is how often awaitConfig looks at the configuration again.
+const configPoll = 50 * time.Millisecond
+
+// hasVersion reports whether segs hold segment id at version or later.
+func hasVersion(segs []*segments.Segment, id string, version uint32) bool {
+	for _, s := range segs {
+		if s.ID == id {
+			return s.Version >= version
+		}
+	}
+	return false
+}
+
 // decode turns a message into an input; nil (and no error) for messages
 // the segmenter has no use for.
 func (h *handler) decode(m kafka.Message) (*item, error) {
@@ -307,7 +370,11 @@ func (h *handler) decode(m kafka.Message) (*item, error) {
 		if t.DueAt == nil {
 			at = h.now()
 		}
-		return &item{msg: m, ws: t.WorkspaceId, pid: t.ProfileId, in: input{kind: inTick, causeID: "tick/" + t.TickId, at: at}}, nil
+		it := &item{msg: m, ws: t.WorkspaceId, pid: t.ProfileId, in: input{kind: inTick, causeID: "tick/" + t.TickId, at: at}}
+		if t.Reason == segmentv1.TickReason_TICK_REASON_BACKFILL && t.SegmentVersion > 0 {
+			it.needs = t
+		}
+		return it, nil
 	}
 	return nil, fmt.Errorf("message from unexpected topic %q", m.Topic)
 }

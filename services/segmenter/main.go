@@ -38,6 +38,7 @@ type service struct {
 	timerPoll       time.Duration
 	lease           time.Duration
 	backfillEvery   time.Duration
+	configWait      time.Duration
 	webhooks        bool
 	webhookPrivate  bool
 	webhookConc     int
@@ -58,6 +59,7 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.timerPoll, "timers.poll", 100*time.Millisecond, "how often due timers are looked for (the most a time-driven transition can be late)")
 	fs.DurationVar(&s.lease, "timers.lease", 30*time.Second, "how long a claimed timer or backfill stays with this instance before another may take it")
 	fs.DurationVar(&s.backfillEvery, "backfill.interval", 2*time.Second, "how often new segments are looked for, to backfill their membership")
+	fs.DurationVar(&s.configWait, "backfill.config-wait", 30*time.Second, "longest a backfill tick waits for this instance's configuration to have the segment version it was sent for (another instance sent it)")
 	fs.BoolVar(&s.webhooks, "webhooks.enabled", true, "deliver transitions to the workspaces' webhook destinations (consumer group <group>-webhooks)")
 	fs.IntVar(&s.webhookConc, "webhooks.concurrency", 32, "transitions delivered at once")
 	fs.IntVar(&s.shards, "handle.concurrency", 2, "parts of a batch whose profiles are loaded, evaluated and written at once (their Redis round trips overlap with each other's evaluation)")
@@ -82,6 +84,9 @@ func (s *service) Validate() error {
 	if s.webhookConc < 1 {
 		return config.Field("webhooks.concurrency", "must be at least 1")
 	}
+	if s.configWait < 0 {
+		return config.Field("backfill.config-wait", "must not be negative, got %v", s.configWait)
+	}
 	if s.backfillEvery < 10*time.Millisecond {
 		return config.Field("backfill.interval", "must be at least 10ms, got %v", s.backfillEvery)
 	}
@@ -102,7 +107,7 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 	}
 	rdb := deps.Redis(a, s.redis)
 	store, graph, m := segstate.New(rdb), identity.New(rdb, identity.DefaultConfig()), newMetrics(a.Registry)
-	h := &handler{topics: s.topics, reg: live.Current, graph: graph, store: store, shards: s.shards, now: s.now, log: a.Log, metrics: m}
+	h := &handler{topics: s.topics, reg: live.Current, graph: graph, store: store, shards: s.shards, configWait: s.configWait, now: s.now, log: a.Log, metrics: m}
 	host, _ := os.Hostname()
 	sch := &scheduler{store: store, graph: graph, sink: p, topics: s.topics, reg: live.Current, now: s.now, log: a.Log, metrics: m,
 		owner: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), uuid.NewString()[:8]), poll: s.timerPoll, lease: s.lease}

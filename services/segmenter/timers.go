@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/firstparty/firstparty/pkg/identity"
+	"github.com/firstparty/firstparty/pkg/segments"
 	"github.com/firstparty/firstparty/pkg/segstate"
 	"github.com/firstparty/firstparty/pkg/sources"
 	"github.com/firstparty/firstparty/pkg/stage"
@@ -118,6 +119,7 @@ func (s *scheduler) runBackfills(ctx context.Context, every time.Duration) error
 func (s *scheduler) backfill(ctx context.Context, ws string) error {
 	var pending []string
 	var lead string
+	var leadSeg *segments.Segment
 	var cursor uint64
 	for _, seg := range s.reg().Segments(ws) {
 		key := segstate.BackfillKey(seg.ID, seg.Version)
@@ -129,7 +131,7 @@ func (s *scheduler) backfill(ctx context.Context, ws string) error {
 			continue
 		}
 		if lead == "" {
-			lead, cursor = key, st.Cursor
+			lead, leadSeg, cursor = key, seg, st.Cursor
 		}
 		pending = append(pending, key)
 	}
@@ -152,7 +154,10 @@ func (s *scheduler) backfill(ctx context.Context, ws string) error {
 		for i, pid := range pids {
 			msgs[i] = tickMessage(s.topics.Timers, &segmentv1.Tick{
 				TickId: "backfill/" + lead + "/" + pid, WorkspaceId: ws, ProfileId: pid,
-				Reason: segmentv1.TickReason_TICK_REASON_BACKFILL, SegmentId: lead,
+				// The lead's id and version: the instance that handles the
+				// tick waits until its configuration has that version (the
+				// pass's other segments came in the same document).
+				Reason: segmentv1.TickReason_TICK_REASON_BACKFILL, SegmentId: leadSeg.ID, SegmentVersion: leadSeg.Version,
 			})
 		}
 		if len(msgs) > 0 {
