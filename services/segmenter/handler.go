@@ -52,8 +52,8 @@ type handler struct {
 	// (-backfill.config-wait).
 	configWait time.Duration
 	now        func() time.Time
-	log     *slog.Logger
-	metrics *metrics
+	log        *slog.Logger
+	metrics    *metrics
 }
 
 type metrics struct {
