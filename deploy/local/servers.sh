@@ -321,6 +321,12 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 # Benchmarks write gigabytes; a day of data is plenty on a dev box.
 log.retention.hours=24
+# One broker on a small box: a network thread and two request handlers
+# (defaults 3 and 8) hand requests over less; on the 2-core box Kafka used
+# 0.26-0.29 cores instead of 0.34-0.35 at 2,000 events/s through the
+# pipeline (deploy/bench/pipeline.sh, A/B in README's Performance section).
+num.network.threads=1
+num.io.threads=2
 EOF
 	if [ ! -f "$kafka_dir/data/meta.properties" ]; then
 		local id

@@ -27,7 +27,11 @@ func cpuTimes(pids map[string]int) map[string]float64 {
 	return out
 }
 
-// cpuSeconds reads utime and stime of pid from /proc/<pid>/stat.
+// cpuSeconds reads the CPU time of pid from /proc/<pid>/stat: its own
+// (utime, stime) and that of its children it waited for (cutime, cstime),
+// so the forks Redis makes to rewrite its append-only file count as
+// Redis's (a child still running when a step ends counts in the step it
+// ends in).
 func cpuSeconds(pid int) (float64, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
@@ -36,9 +40,9 @@ func cpuSeconds(pid int) (float64, error) {
 	return parseStat(string(b))
 }
 
-// parseStat takes utime and stime (fields 14 and 15) of a stat line. The
-// command name (field 2) may hold spaces and parentheses, so fields are
-// counted from the last ')'.
+// parseStat sums utime, stime, cutime and cstime (fields 14 to 17) of a
+// stat line. The command name (field 2) may hold spaces and parentheses,
+// so fields are counted from the last ')'.
 func parseStat(line string) (float64, error) {
 	i := strings.LastIndexByte(line, ')')
 	if i < 0 {
@@ -46,13 +50,16 @@ func parseStat(line string) (float64, error) {
 	}
 	f := strings.Fields(line[i+1:])
 	// f[0] is field 3 (state): utime is field 14, f[11].
-	if len(f) < 13 {
+	if len(f) < 15 {
 		return 0, fmt.Errorf("short stat line %q", line)
 	}
-	u, err1 := strconv.ParseUint(f[11], 10, 64)
-	s, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("stat times not numbers in %q", line)
+	var ticks int64
+	for _, v := range f[11:15] {
+		n, err := strconv.ParseInt(v, 10, 64) // cutime and cstime are signed
+		if err != nil {
+			return 0, fmt.Errorf("stat times not numbers in %q", line)
+		}
+		ticks += n
 	}
-	return float64(u+s) / clockTicks, nil
+	return float64(ticks) / clockTicks, nil
 }

@@ -82,11 +82,12 @@ firstparty_collector_events_total{source="w/web",outcome="accepted",reason=""} 9
 }
 
 func TestParseStat(t *testing.T) {
-	// A command name with a space and a parenthesis, utime 250, stime 50.
-	line := "4242 (java (x) y) S 1 2 3 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 60 0 1000 1 1\n"
+	// A command name with a space and a parenthesis, utime 250, stime 50,
+	// and children (a Redis rewrite) cutime 90, cstime 10.
+	line := "4242 (java (x) y) S 1 2 3 0 -1 4194560 100 0 0 0 250 50 90 10 20 0 60 0 1000 1 1\n"
 	got, err := parseStat(line)
-	if err != nil || got != 3 {
-		t.Errorf("parseStat = %v, %v; want 3 s", got, err)
+	if err != nil || got != 4 {
+		t.Errorf("parseStat = %v, %v; want 4 s", got, err)
 	}
 	if _, err := parseStat("garbage"); err == nil {
 		t.Error("parseStat accepted a line without a command name")
