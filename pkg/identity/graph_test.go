@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand"
+	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -207,6 +209,47 @@ func TestResultReportsChanges(t *testing.T) {
 	shared, _ := g.Apply(ctx, ev{"m4", 3, "user_id:u2 anonymous_id:a1", "", "identify"}.update(ws))
 	if len(shared.Blocked) != 1 || shared.ProfileID == r3.ProfileID {
 		t.Fatalf("shared device: %+v", shared)
+	}
+	// A page view of a known user changes only times and counters: its
+	// result (and marker) is the short form, and a redelivery answers it
+	// again.
+	plain, err := g.Apply(ctx, ev{"m5", 4, "user_id:u1", "", "page"}.update(ws))
+	if err != nil || plain.ProfileID != r3.ProfileID || plain.Version != r3.Version+1 || !plain.Unchanged() {
+		t.Fatalf("page view: %+v %v", plain, err)
+	}
+	if m, _ := g.rdb.Get(ctx, Prefix(ws)+"m:m5").Result(); m != "="+plain.ProfileID+"|"+strconv.FormatInt(plain.Version, 10) {
+		t.Fatalf("marker of a page view %q, want the short form", m)
+	}
+	if again, err := g.Apply(ctx, ev{"m5", 4, "user_id:u1", "", "page"}.update(ws)); err != nil || !reflect.DeepEqual(again, plain) {
+		t.Fatalf("redelivered page view: %+v %v, want %+v", again, err, plain)
+	}
+}
+
+func TestDecodeResult(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want Result
+		bad  bool
+	}{
+		{in: "=p_1|42", want: Result{ProfileID: "p_1", Version: 42}},
+		{in: `{"created":false,"added":{},"merged":{},"blocked":{},"traits":{},"dropped":{},"profile":"p_1","version":42}`, want: Result{ProfileID: "p_1", Version: 42}},
+		{in: `{"created":true,"added":["anonymous_id:a"],"merged":{},"blocked":{},"traits":{},"dropped":{},"profile":"p_2","version":1}`,
+			want: Result{ProfileID: "p_2", Version: 1, Created: true, Added: []Identifier{{"anonymous_id", "a"}}}},
+		{in: "=p_1", bad: true},
+		{in: "=|3", bad: true},
+		{in: "=p_1|x", bad: true},
+		{in: "{", bad: true},
+	} {
+		got, err := decodeResult(c.in)
+		if c.bad {
+			if err == nil {
+				t.Errorf("%q decoded as %+v, want an error", c.in, got)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%q = %+v, %v; want %+v", c.in, got, err, c.want)
+		}
 	}
 }
 

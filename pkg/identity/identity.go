@@ -114,6 +114,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -353,9 +354,19 @@ func (l *flexList[T]) UnmarshalJSON(b []byte) error {
 
 var resultParsers fastjson.ParserPool
 
-// decodeResult reads resolve.lua's JSON (an empty array may come as {}).
-// It runs once per event, so it uses fastjson rather than reflection.
+// decodeResult reads resolve.lua's result: "=<profile>|<version>" for an
+// event that changed nothing but times and counters, else JSON (an empty
+// array may come as {}). It runs once per event, so it uses fastjson
+// rather than reflection.
 func decodeResult(s string) (Result, error) {
+	if rest, ok := strings.CutPrefix(s, "="); ok {
+		pid, ver, ok := strings.Cut(rest, "|")
+		v, err := strconv.ParseInt(ver, 10, 64)
+		if !ok || pid == "" || err != nil {
+			return Result{}, fmt.Errorf("decoding resolve result %q: want =<profile>|<version>", s)
+		}
+		return Result{ProfileID: pid, Version: v}, nil
+	}
 	p := resultParsers.Get()
 	defer resultParsers.Put(p)
 	v, err := p.Parse(s)
