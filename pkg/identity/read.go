@@ -24,6 +24,8 @@ type Profile struct {
 	Version    int64
 	// Merged are the profile ids absorbed into this one (lineage).
 	Merged []string
+	// Partial: read as ReadOptions.Partial asked, its own hash only.
+	Partial bool
 }
 
 // ErrNotFound means no profile holds the identifier.
@@ -70,6 +72,13 @@ func (g *Graph) Profiles(ctx context.Context, workspace string, pids []string) (
 type ReadOptions struct {
 	SkipCounters bool // Profile.Counters stays empty
 	SkipMerged   bool // Profile.Merged stays empty
+	// Partial, when set, names profiles of which only the profile's own
+	// hash is wanted (times, version, where a merge sent it): the caller
+	// holds their traits and identities already. Such a profile comes back
+	// with Partial set and no Traits, Identities, Counters or Merged. A
+	// profile merged away is followed to its survivor as always, and the
+	// survivor read in full unless Partial names it too.
+	Partial func(pid string) bool
 }
 
 // ProfilesWith is Profiles reading only what o asks for.
@@ -102,14 +111,18 @@ func (g *Graph) ProfilesWith(ctx context.Context, workspace string, pids []strin
 			if reads[pid] != nil || decoded[pid] != nil {
 				continue
 			}
-			r := &read{h: pipe.HGetAll(ctx, p+"p:"+pid), ids: pipe.SMembers(ctx, p+"p:"+pid+":ids"), traits: pipe.HGetAll(ctx, p+"p:"+pid+":t")}
+			r := &read{h: pipe.HGetAll(ctx, p+"p:"+pid)}
+			reads[pid] = r
+			if o.Partial != nil && o.Partial(pid) {
+				continue
+			}
+			r.ids, r.traits = pipe.SMembers(ctx, p+"p:"+pid+":ids"), pipe.HGetAll(ctx, p+"p:"+pid+":t")
 			if !o.SkipCounters {
 				r.counts = pipe.HGetAll(ctx, p+"p:"+pid+":c")
 			}
 			if !o.SkipMerged {
 				r.merged = pipe.SMembers(ctx, p+"p:"+pid+":merged")
 			}
-			reads[pid] = r
 		}
 		if len(reads) > 0 {
 			if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -126,10 +139,16 @@ func (g *Graph) ProfilesWith(ctx context.Context, workspace string, pids []strin
 			if len(h) == 0 {
 				continue
 			}
-			prof := &Profile{ID: pid, Traits: map[string]json.RawMessage{}, Counters: map[string]int64{}}
+			prof := &Profile{ID: pid}
 			ms := func(k string) time.Time { n, _ := strconv.ParseInt(h[k], 10, 64); return time.UnixMilli(n).UTC() }
 			prof.FirstSeen, prof.LastSeen = ms("first"), ms("last")
 			prof.Version, _ = strconv.ParseInt(h["ver"], 10, 64)
+			if r.traits == nil {
+				prof.Partial = true
+				decoded[pid] = prof
+				continue
+			}
+			prof.Traits, prof.Counters = map[string]json.RawMessage{}, map[string]int64{}
 			for _, s := range r.ids.Val() {
 				t, v, _ := strings.Cut(s, ":")
 				prof.Identities = append(prof.Identities, Identifier{t, v})

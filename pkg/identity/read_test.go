@@ -56,4 +56,21 @@ func TestProfilesWithFollowsMergesAndSkipsParts(t *testing.T) {
 	if view(f) != view(Profile{ID: l.ID, Identities: l.Identities, Traits: l.Traits, Counters: f.Counters, FirstSeen: l.FirstSeen, LastSeen: l.LastSeen, Version: l.Version, Merged: f.Merged}) {
 		t.Errorf("the two reads disagree:\n%s\n%s", view(f), view(l))
 	}
+
+	// Partial: the survivor's own hash only; the loser asked partially is
+	// still followed to the survivor, read in full when not named.
+	part, err := g.ProfilesWith(ctx, ws, []string{survivor}, ReadOptions{SkipCounters: true, SkipMerged: true, Partial: func(pid string) bool { return pid == survivor }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := part[survivor]; !p.Partial || p.Traits != nil || p.Identities != nil || p.Version != f.Version || !p.LastSeen.Equal(f.LastSeen) || !p.FirstSeen.Equal(f.FirstSeen) {
+		t.Errorf("partial read: %+v, want times and version %d only", p, f.Version)
+	}
+	viaLoser, err := g.ProfilesWith(ctx, ws, []string{loser}, ReadOptions{SkipCounters: true, SkipMerged: true, Partial: func(pid string) bool { return pid == loser }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := viaLoser[loser]; p.Partial || p.ID != survivor || string(p.Traits["plan"]) != `"free"` || len(p.Identities) != 2 {
+		t.Errorf("a merged-away profile asked partially: %+v, want its survivor in full", p)
+	}
 }

@@ -108,9 +108,10 @@ func Unique(t testing.TB) string {
 	if len(name) > 40 {
 		name = name[:40]
 	}
-	id := fmt.Sprintf("t-%s-%d", name, time.Now().UnixNano()%1e9)
+	id := fmt.Sprintf("t-%s-%09d", name, time.Now().UnixNano()%1e9)
 	// A workspace named after the id keeps its Redis keys under
-	// "fp:{<id>...}": they go when the test ends, so a shared Redis does
+	// "fp:{<id>...}" (the nine digits are fixed-width, so no other test's
+	// id starts with this one): they go when the test ends, so a shared Redis does
 	// not fill up with what the suite wrote (which slowed later benchmarks
 	// on the same server: larger rewrites of the append-only file).
 	t.Cleanup(func() { dropWorkspaceKeys(id) })

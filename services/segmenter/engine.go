@@ -36,7 +36,10 @@ type input struct {
 	// read only those need not be evaluated for it (zero: it may have
 	// changed them, and they are).
 	profileUnchanged bool
-	losers           []string // inMerge: profiles absorbed
+	// profileVersion (inEvent): the profile's version after the event, as
+	// the stitcher says (0: unknown); see profileCache.
+	profileVersion int64
+	losers         []string // inMerge: profiles absorbed
 }
 
 // transition is one enter or exit.

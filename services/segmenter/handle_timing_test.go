@@ -103,6 +103,11 @@ func BenchmarkHandle(b *testing.B) {
 	}
 	h := &handler{topics: names, reg: func() *sources.Registry { return reg }, graph: graph, store: segstate.New(rdb), shards: shards,
 		now: func() time.Time { return now }, log: slog.New(slog.DiscardHandler), metrics: newMetrics(nil)}
+	// As the service runs (-profiles.cache); FP_BENCH_HANDLE_PROFILE_CACHE=0
+	// reads every profile in full.
+	if n, err := strconv.Atoi(os.Getenv("FP_BENCH_HANDLE_PROFILE_CACHE")); err != nil || n > 0 {
+		h.profiles = newProfileCache(100000)
+	}
 
 	const profiles, batch = 20000, 1000
 	pids := make([]string, profiles)
@@ -124,11 +129,28 @@ func BenchmarkHandle(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	categories := []string{"audio", "video", "computers", "phones", "cameras", "gaming", "home", "books"}
 	var offset int64
+	// Each event goes through the identity graph first, as the stitcher
+	// sends it on: one in twenty changes a trait, the rest leave the
+	// profile as it was, and each carries the profile's version after it.
 	makeBatch := func() []kafka.Message {
 		msgs := make([]kafka.Message, batch)
+		ups := make([]identity.Update, batch)
+		who := make([]int, batch)
+		for i := range ups {
+			who[i] = rng.IntN(profiles)
+			ups[i] = identity.Update{Workspace: ws, MessageID: fmt.Sprintf("web/e%d-%d", offset, i), Time: now,
+				Identifiers: []identity.Identifier{{Type: "anonymous_id", Value: fmt.Sprintf("a%d", who[i])}}}
+			if rng.IntN(20) == 0 {
+				ups[i].Traits = map[string]json.RawMessage{"cart_value": json.RawMessage(strconv.Itoa(rng.IntN(500)))}
+			}
+		}
+		resolved, err := graph.ApplyBatch(ctx, ups)
+		if err != nil {
+			b.Fatal(err)
+		}
 		for i := range msgs {
 			offset++
-			pid := pids[rng.IntN(profiles)]
+			pid := resolved[i].ProfileID
 			e := &eventv1.Event{Type: eventv1.EventType_EVENT_TYPE_TRACK, Timestamp: timestamppb.New(now)}
 			switch r := rng.IntN(100); {
 			case r < 45:
@@ -143,7 +165,8 @@ func BenchmarkHandle(b *testing.B) {
 			id := fmt.Sprintf("m%d", offset)
 			e.MessageId = id
 			env := &eventv1.Envelope{SchemaVersion: 1, MessageId: id, WorkspaceId: ws, SourceId: "web", Event: e,
-				Resolution: &eventv1.Resolution{ProfileId: pid, ResolvedAt: timestamppb.New(now), ProfileUnchanged: rng.IntN(20) != 0}}
+				Resolution: &eventv1.Resolution{ProfileId: pid, ResolvedAt: timestamppb.New(now), ProfileUnchanged: resolved[i].Unchanged(),
+					ProfileVersion: resolved[i].Version}}
 			v, err := env.MarshalVT()
 			if err != nil {
 				b.Fatal(err)
@@ -188,6 +211,9 @@ func BenchmarkHandle(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/event")
+	if hits, misses := h.profiles.stats(); hits+misses > 0 {
+		b.ReportMetric(float64(hits)/float64(hits+misses), "profile-cache-hits")
+	}
 	// Each step's share of the time, over the warm-up and the timed
 	// batches alike (the same work).
 	for _, step := range []string{"profiles", "state", "evaluate", "write"} {

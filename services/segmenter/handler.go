@@ -51,9 +51,12 @@ type handler struct {
 	// instance's configuration to have its segment version
 	// (-backfill.config-wait).
 	configWait time.Duration
-	now        func() time.Time
-	log        *slog.Logger
-	metrics    *metrics
+	// profiles caches traits and identities between batches (nil: off,
+	// -profiles.cache).
+	profiles *profileCache
+	now      func() time.Time
+	log      *slog.Logger
+	metrics  *metrics
 }
 
 type metrics struct {
@@ -340,7 +343,8 @@ func (h *handler) decode(m kafka.Message) (*item, error) {
 		typ := strings.ToLower(strings.TrimPrefix(e.Type.String(), "EVENT_TYPE_"))
 		return &item{msg: m, ws: env.WorkspaceId, pid: env.Resolution.ProfileId, in: input{
 			kind: inEvent, causeID: env.SourceId + "/" + env.MessageId, at: e.GetTimestamp().AsTime(), profileUnchanged: env.Resolution.ProfileUnchanged,
-			event: segments.NewEvent(segments.Event{MessageID: env.MessageId, Type: typ, Name: name, Time: e.GetTimestamp().AsTime(), Properties: e.PropertiesJson}),
+			profileVersion: env.Resolution.ProfileVersion,
+			event:          segments.NewEvent(segments.Event{MessageID: env.MessageId, Type: typ, Name: name, Time: e.GetTimestamp().AsTime(), Properties: e.PropertiesJson}),
 		}}, nil
 	case h.topics.Profiles:
 		c := &profilev1.ProfileChange{}
@@ -397,28 +401,94 @@ func (h *handler) group(ctx context.Context, items []*item) ([]*group, error) {
 			profiles[key{it.ws, it.pid}] = nil
 		}
 	}
+	// The versions of each profile's events, and whether all of its
+	// inputs are events that left it unchanged (profileCache).
+	versions := map[key][]int64{}
+	uncached := map[key]bool{}
+	for _, it := range items {
+		k := key{it.ws, it.pid}
+		if it.in.kind != inEvent || !it.in.profileUnchanged || it.in.profileVersion <= 0 {
+			uncached[k] = true
+			continue
+		}
+		versions[k] = append(versions[k], it.in.profileVersion)
+	}
 	byWS := map[string][]string{}
 	for k := range profiles {
 		byWS[k.ws] = append(byWS[k.ws], k.pid)
 	}
+	type hit struct {
+		c       *cachedProfile
+		through int64
+	}
 	for ws, pids := range byWS {
+		hits := map[string]hit{}
+		for _, pid := range pids {
+			k := key{ws, pid}
+			if uncached[k] {
+				continue
+			}
+			if c, through := h.profiles.lookup(profileKey{ws, pid}, versions[k]); c != nil {
+				hits[pid] = hit{c, through}
+			}
+		}
 		// Conditions see traits, identities and times: counters and merge
-		// history are not read.
-		got, err := h.graph.ProfilesWith(ctx, ws, pids, identity.ReadOptions{SkipCounters: true, SkipMerged: true})
+		// history are not read, nor the traits and identities of the
+		// profiles the cache holds.
+		opts := identity.ReadOptions{SkipCounters: true, SkipMerged: true}
+		if len(hits) > 0 {
+			opts.Partial = func(pid string) bool { _, ok := hits[pid]; return ok }
+		}
+		got, err := h.graph.ProfilesWith(ctx, ws, pids, opts)
 		if err != nil {
 			return nil, err
+		}
+		// A partial answer the cache cannot complete (its events run
+		// ahead of the profile's own version: not expected) is read again
+		// in full.
+		var again []string
+		for pid, p := range got {
+			if hh, ok := hits[p.ID]; p.Partial && (!ok || p.Version < hh.through) {
+				again = append(again, pid)
+				h.profiles.forget(profileKey{ws, p.ID})
+			}
+		}
+		if len(again) > 0 {
+			full, err := h.graph.ProfilesWith(ctx, ws, again, identity.ReadOptions{SkipCounters: true, SkipMerged: true})
+			if err != nil {
+				return nil, err
+			}
+			for _, pid := range again {
+				if p, ok := full[pid]; ok {
+					got[pid] = p
+				} else {
+					delete(got, pid)
+				}
+			}
 		}
 		for _, pid := range pids {
 			p, ok := got[pid]
 			if !ok {
 				// Not (or no longer) in the identity graph: evaluate on
 				// the aggregates alone, under the id the message names.
+				h.profiles.forget(profileKey{ws, pid})
 				profiles[key{ws, pid}] = &segments.Profile{ID: pid}
 				continue
 			}
-			sp := &segments.Profile{ID: p.ID, Traits: p.Traits, FirstSeen: p.FirstSeen, LastSeen: p.LastSeen}
-			for _, id := range p.Identities {
-				sp.Identities = append(sp.Identities, id.String())
+			sp := &segments.Profile{ID: p.ID, FirstSeen: p.FirstSeen, LastSeen: p.LastSeen}
+			if p.Partial {
+				hh := hits[p.ID]
+				sp.Traits, sp.Identities = hh.c.traits, hh.c.identities
+				h.profiles.extend(profileKey{ws, p.ID}, hh.through)
+			} else {
+				sp.Traits = p.Traits
+				for _, id := range p.Identities {
+					sp.Identities = append(sp.Identities, id.String())
+				}
+				h.profiles.put(profileKey{ws, p.ID}, p.Version, sp.Traits, sp.Identities)
+			}
+			if p.ID != pid {
+				h.profiles.forget(profileKey{ws, pid}) // merged away
 			}
 			profiles[key{ws, pid}] = sp
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/firstparty/firstparty/pkg/app"
 	"github.com/firstparty/firstparty/pkg/config"
@@ -43,6 +44,7 @@ type service struct {
 	webhookPrivate  bool
 	webhookConc     int
 	shards          int
+	profileCache    int
 
 	// now is the clock (tests move it).
 	now func() time.Time
@@ -63,6 +65,7 @@ func (s *service) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&s.webhooks, "webhooks.enabled", true, "deliver transitions to the workspaces' webhook destinations (consumer group <group>-webhooks)")
 	fs.IntVar(&s.webhookConc, "webhooks.concurrency", 32, "transitions delivered at once")
 	fs.IntVar(&s.shards, "handle.concurrency", 2, "parts of a batch whose profiles are loaded, evaluated and written at once (their Redis round trips overlap with each other's evaluation)")
+	fs.IntVar(&s.profileCache, "profiles.cache", 100000, "profiles whose traits and identities are kept between batches: an event the stitcher marks unchanged then reads only the profile's own hash (0: read them every time)")
 	fs.BoolVar(&s.webhookPrivate, "webhooks.allow-private", false, "deliver to destinations whose host name resolves to a loopback, private or link-local address (a URL naming such an address literally is delivered anyway: only an operator can save one)")
 }
 
@@ -80,6 +83,9 @@ func (s *service) Validate() error {
 	}
 	if s.shards < 1 || s.shards > 64 {
 		return config.Field("handle.concurrency", "must be 1..64, got %d", s.shards)
+	}
+	if s.profileCache < 0 {
+		return config.Field("profiles.cache", "must not be negative, got %d", s.profileCache)
 	}
 	if s.webhookConc < 1 {
 		return config.Field("webhooks.concurrency", "must be at least 1")
@@ -108,6 +114,15 @@ func (s *service) Start(ctx context.Context, a *app.App) error {
 	rdb := deps.Redis(a, s.redis)
 	store, graph, m := segstate.New(rdb), identity.New(rdb, identity.DefaultConfig()), newMetrics(a.Registry)
 	h := &handler{topics: s.topics, reg: live.Current, graph: graph, store: store, shards: s.shards, configWait: s.configWait, now: s.now, log: a.Log, metrics: m}
+	if s.profileCache > 0 {
+		h.profiles = newProfileCache(s.profileCache)
+		pc := h.profiles
+		a.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "firstparty_segmenter_profile_cache_hits_total", Help: "Profiles whose traits and identities came from memory (their events left them unchanged).",
+		}, func() float64 { n, _ := pc.stats(); return float64(n) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "firstparty_segmenter_profile_cache_misses_total", Help: "Profiles looked up in memory and read from Redis after all (not kept, or their events did not follow the kept version).",
+		}, func() float64 { _, n := pc.stats(); return float64(n) }))
+	}
 	host, _ := os.Hostname()
 	sch := &scheduler{store: store, graph: graph, sink: p, topics: s.topics, reg: live.Current, now: s.now, log: a.Log, metrics: m,
 		owner: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), uuid.NewString()[:8]), poll: s.timerPoll, lease: s.lease}

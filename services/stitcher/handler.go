@@ -105,7 +105,7 @@ func (h *handler) Handle(ctx context.Context, batch []kafka.Message) (stage.Resu
 	for j, res := range results {
 		i := idx[j]
 		env, m := envs[i], batch[i]
-		env.Resolution = &eventv1.Resolution{ProfileId: res.ProfileID, ResolvedAt: now, ProfileUnchanged: res.Unchanged()}
+		env.Resolution = &eventv1.Resolution{ProfileId: res.ProfileID, ResolvedAt: now, ProfileUnchanged: res.Unchanged(), ProfileVersion: res.Version}
 		value, err := env.MarshalVT()
 		if err != nil {
 			return stage.Result{}, fmt.Errorf("encoding resolved event: %w", err)

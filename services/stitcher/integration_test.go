@@ -97,6 +97,15 @@ func TestTwoDevicesBecomeOneProfile(t *testing.T) {
 		if want := r.MessageId == "m4"; r.Resolution.ProfileUnchanged != want {
 			t.Errorf("%s: profile_unchanged = %v, want %v", r.MessageId, r.Resolution.ProfileUnchanged, want)
 		}
+		if r.Resolution.ProfileVersion <= 0 {
+			t.Errorf("%s: profile_version %d, want the profile's version", r.MessageId, r.Resolution.ProfileVersion)
+		}
+	}
+	// The survivor's last event carries its version now.
+	for _, r := range resolved {
+		if r.MessageId == "m5" && r.Resolution.ProfileVersion != prof.Version {
+			t.Errorf("m5: profile_version %d, the survivor is at %d", r.Resolution.ProfileVersion, prof.Version)
+		}
 	}
 	changes, _ := testinfra.Read(t, kc, names.Profiles, int(testinfra.Count(t, kc, names.Profiles)), func() *profilev1.ProfileChange { return &profilev1.ProfileChange{} })
 	merged := false

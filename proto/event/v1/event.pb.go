@@ -1340,8 +1340,14 @@ type Resolution struct {
 	// that for this one. False when unknown, as from a stitcher that predates
 	// the field: "may have changed" is always safe.
 	ProfileUnchanged bool `protobuf:"varint,3,opt,name=profile_unchanged,json=profileUnchanged,proto3" json:"profile_unchanged,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The profile's version after this event (it counts the events and
+	// other changes applied to the profile, one each). With
+	// profile_unchanged, a consumer holding the profile's traits and
+	// identities as of the version before knows they still hold. 0 when
+	// unknown (a stitcher that predates the field).
+	ProfileVersion int64 `protobuf:"varint,4,opt,name=profile_version,json=profileVersion,proto3" json:"profile_version,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Resolution) Reset() {
@@ -1393,6 +1399,13 @@ func (x *Resolution) GetProfileUnchanged() bool {
 		return x.ProfileUnchanged
 	}
 	return false
+}
+
+func (x *Resolution) GetProfileVersion() int64 {
+	if x != nil {
+		return x.ProfileVersion
+	}
+	return 0
 }
 
 // Violation is one specific problem with an event.
@@ -1662,14 +1675,15 @@ const file_event_v1_event_proto_rawDesc = "" +
 	"\fplan_version\x18\x02 \x01(\rR\vplanVersion\x12>\n" +
 	"\n" +
 	"violations\x18\x03 \x03(\v2\x1e.firstparty.event.v1.ViolationR\n" +
-	"violations\"\x95\x01\n" +
+	"violations\"\xbe\x01\n" +
 	"\n" +
 	"Resolution\x12\x1d\n" +
 	"\n" +
 	"profile_id\x18\x01 \x01(\tR\tprofileId\x12;\n" +
 	"\vresolved_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"resolvedAt\x12+\n" +
-	"\x11profile_unchanged\x18\x03 \x01(\bR\x10profileUnchanged\"\x82\x01\n" +
+	"\x11profile_unchanged\x18\x03 \x01(\bR\x10profileUnchanged\x12'\n" +
+	"\x0fprofile_version\x18\x04 \x01(\x03R\x0eprofileVersion\"\x82\x01\n" +
 	"\tViolation\x123\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x1b.firstparty.event.v1.ReasonR\x06reason\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x12\n" +

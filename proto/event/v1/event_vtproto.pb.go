@@ -1130,6 +1130,11 @@ func (m *Resolution) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.ProfileVersion != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.ProfileVersion))
+		i--
+		dAtA[i] = 0x20
+	}
 	if m.ProfileUnchanged {
 		i--
 		if m.ProfileUnchanged {
@@ -1767,6 +1772,9 @@ func (m *Resolution) SizeVT() (n int) {
 	}
 	if m.ProfileUnchanged {
 		n += 2
+	}
+	if m.ProfileVersion != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.ProfileVersion))
 	}
 	n += len(m.unknownFields)
 	return n
@@ -5312,6 +5320,25 @@ func (m *Resolution) UnmarshalVT(dAtA []byte) error {
 				}
 			}
 			m.ProfileUnchanged = bool(v != 0)
+		case 4:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field ProfileVersion", wireType)
+			}
+			m.ProfileVersion = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.ProfileVersion |= int64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
@@ -9369,6 +9396,25 @@ func (m *Resolution) UnmarshalVTUnsafe(dAtA []byte) error {
 				}
 			}
 			m.ProfileUnchanged = bool(v != 0)
+		case 4:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field ProfileVersion", wireType)
+			}
+			m.ProfileVersion = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.ProfileVersion |= int64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
