@@ -80,7 +80,9 @@ func TestGroupUsesCachedProfileOnlyWhileValid(t *testing.T) {
 		return r
 	}
 	anon := []identity.Identifier{{Type: "anonymous_id", Value: "a1"}}
-	plan := func(p string) map[string]json.RawMessage { return map[string]json.RawMessage{"plan": json.RawMessage(`"` + p + `"`)} }
+	plan := func(p string) map[string]json.RawMessage {
+		return map[string]json.RawMessage{"plan": json.RawMessage(`"` + p + `"`)}
+	}
 	// handle groups one resolved event as the stitcher sent it and reports
 	// the profile it was grouped under, its plan, and whether the cache
 	// answered.
