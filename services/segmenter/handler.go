@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +52,8 @@ type handler struct {
 	// instance's configuration to have its segment version
 	// (-backfill.config-wait).
 	configWait time.Duration
+	// staleTicks are the segment versions awaitConfig gave up on.
+	staleTicks map[string]bool
 	// profiles caches traits and identities between batches (nil: off,
 	// -profiles.cache).
 	profiles *profileCache
@@ -297,9 +300,19 @@ func (h *handler) awaitConfig(ctx context.Context, items []*item) error {
 			if deadline.IsZero() {
 				deadline = time.Now().Add(h.configWait)
 			}
-			if !time.Now().Before(deadline) {
-				h.log.Warn("backfill tick for a segment version this instance's configuration does not have; handled under the configuration in force",
-					"workspace", it.ws, "segment", it.needs.SegmentId, "version", it.needs.SegmentVersion, "waited", h.configWait)
+			gaveUp := it.ws + "\x00" + it.needs.SegmentId + "@" + strconv.FormatUint(uint64(it.needs.SegmentVersion), 10)
+			if h.staleTicks[gaveUp] || !time.Now().Before(deadline) {
+				// Once given up on, a version is not waited for again:
+				// a deleted segment's remaining ticks would otherwise hold
+				// every batch they are in.
+				if !h.staleTicks[gaveUp] {
+					if h.staleTicks == nil {
+						h.staleTicks = map[string]bool{}
+					}
+					h.staleTicks[gaveUp] = true
+					h.log.Warn("backfill ticks for a segment version this instance's configuration does not have; handled under the configuration in force",
+						"workspace", it.ws, "segment", it.needs.SegmentId, "version", it.needs.SegmentVersion, "waited", h.configWait)
+				}
 				h.metrics.staleTicks.Inc()
 				break
 			}

@@ -144,4 +144,25 @@ func TestBackfillTickWaitsForItsVersion(t *testing.T) {
 	if n := testutil.ToFloat64(m.staleTicks); n != 1 {
 		t.Fatalf("stale ticks counted %v, want 1", n)
 	}
+	// The rest of that version's ticks (a deleted segment's, say) are not
+	// waited for again: they would hold every batch they are in.
+	h.configWait = time.Hour
+	v3b, _ := proto.Marshal(&segmentv1.Tick{TickId: "backfill/all@3/p3", WorkspaceId: ws, ProfileId: "p3",
+		Reason: segmentv1.TickReason_TICK_REASON_BACKFILL, SegmentId: "all", SegmentVersion: 3})
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Handle(ctx, []kafka.Message{{Topic: names.Timers, Partition: 0, Offset: 3, Key: []byte("p3"), Value: v3b}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a tick of a version already given up on was waited for again")
+	}
+	if n := testutil.ToFloat64(m.staleTicks); n != 2 {
+		t.Fatalf("stale ticks counted %v, want 2", n)
+	}
 }
